@@ -1,0 +1,13 @@
+import type { Backend } from './backend.js';
+import { systemRoutes } from './routes/system.js';
+import { Router } from './router.js';
+
+/** Every route the daemon serves, in matching order. */
+export function buildRouter(backend: Backend): Router {
+  const router = new Router();
+  systemRoutes(router, backend.system);
+  return router;
+}
+
+export { createApiServer, type ApiServer } from './server.js';
+export type { Backend } from './backend.js';

@@ -1,0 +1,139 @@
+// The daemon's life: lock the data root, recover it, serve the API, and on
+// SIGTERM/SIGINT stop accepting, let running requests finish for a grace
+// period, cancel the rest and exit 0 — what init scripts on a board expect.
+import { promises as fs, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { buildRouter, createApiServer, type Backend } from '../api/index.js';
+import { errnoCode, SystemError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { DataRoot, ensureDataRoot } from '../store/dataroot.js';
+import { systemInfo, versionInfo, type Counts } from '../system/info.js';
+import { VERSION, GIT_COMMIT } from '../version.js';
+import type { DaemonConfig } from './config.js';
+import { openListeners, type Listener } from './listeners.js';
+import { lockDataRoot } from './lock.js';
+
+export interface DaemonOptions {
+  config: DaemonConfig;
+  logger: Logger;
+  /** The user passed --group (a missing group is then an error). */
+  groupExplicit: boolean;
+  /** How long running requests may take to finish after SIGTERM. */
+  shutdownGraceMs?: number;
+}
+
+/** Resolves with the process exit code once the daemon has stopped. */
+export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  const { config, logger } = opts;
+  if (process.getuid?.() !== 0) logger.warn('skiff daemon is not running as root; most operations will fail');
+  logger.info('starting skiff daemon', { version: VERSION, commit: GIT_COMMIT, 'data-root': config.dataRoot });
+
+  const realRoot = await ensureDataRoot(config.dataRoot);
+  const lock = await lockDataRoot(realRoot);
+  const cleanups: Array<() => Promise<void>> = [() => lock.release()];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch((err: Error) => logger.warn('cleanup failed', { error: err.message }));
+  };
+
+  let root: DataRoot;
+  try {
+    root = await DataRoot.load(realRoot, logger);
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  let listeners: Listener[] = [];
+  const api = createApiServer({ router: buildRouter(makeBackend(config, root)), logger, experimental: config.experimental });
+
+  try {
+    await writePidfile(config.pidfile);
+    cleanups.push(() => fs.rm(config.pidfile, { force: true }));
+    listeners = await openListeners(config.hosts, () => api.newServer(), {
+      group: config.group,
+      groupExplicit: opts.groupExplicit,
+      logger,
+    });
+  } catch (err) {
+    api.stopAccepting();
+    await removeSockets(listeners);
+    await cleanup();
+    throw err;
+  }
+  logger.info('Daemon has completed initialization');
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => resolve(sig);
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    // Node exits on SIGHUP by default; a daemon must survive its terminal going away.
+    process.on('SIGHUP', () => logger.info('received SIGHUP; configuration reload is not supported, ignoring'));
+  });
+
+  logger.info('Processing signal', { signal });
+  // A second signal during the grace period means "now".
+  let forced = false;
+  const force = () => {
+    forced = true;
+  };
+  process.on('SIGTERM', force);
+  process.on('SIGINT', force);
+
+  api.stopAccepting();
+  await removeSockets(listeners);
+  const deadline = Date.now() + (opts.shutdownGraceMs ?? 10_000);
+  while (api.active() > 0 && Date.now() < deadline && !forced) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  if (api.active() > 0) logger.warn('cancelling requests still running at shutdown', { count: api.active() });
+  api.closeAll();
+  await cleanup();
+  logger.info('Daemon shutdown complete');
+  return 0;
+}
+
+function makeBackend(config: DaemonConfig, root: DataRoot): Backend {
+  // The image and container stores (their own issues) will supply these counts.
+  const counts = (): Counts => ({ containers: { running: 0, paused: 0, stopped: 0 }, images: 0 });
+  return {
+    system: {
+      version: () => versionInfo(config.experimental),
+      info: () => systemInfo({ config, dataRoot: root.path, engineId: root.engineId, counts: counts(), eventListeners: 0 }),
+    },
+  };
+}
+
+async function removeSockets(listeners: Listener[]): Promise<void> {
+  for (const l of listeners) if (l.socketPath) await fs.rm(l.socketPath, { force: true }).catch(() => undefined);
+}
+
+/** dockerd's rule: refuse to start if the pid file names a live process that is not us. */
+async function writePidfile(path: string): Promise<void> {
+  try {
+    const old = (await fs.readFile(path, 'utf8')).trim();
+    if (/^\d+$/.test(old) && Number(old) !== process.pid && processAlive(Number(old)) && looksLikeSkiff(Number(old))) {
+      throw new SystemError(`pid file found, ensure skiff is not running or delete ${path}`);
+    }
+  } catch (err) {
+    if (err instanceof SystemError) throw err;
+    if (errnoCode(err) !== 'ENOENT') throw new SystemError(`reading pid file ${path}: ${(err as Error).message}`);
+  }
+  await fs.mkdir(dirname(path), { recursive: true });
+  await fs.writeFile(path, `${process.pid}`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
+  }
+}
+
+function looksLikeSkiff(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('skiff');
+  } catch {
+    return false;
+  }
+}
