@@ -19,10 +19,10 @@ export interface Hijacked {
 }
 
 export async function hijack(ctx: RequestContext, extraHeaders: Record<string, string> = {}): Promise<Hijacked> {
-  // dockerode sends a JSON body along with the Upgrade; it is not stdin.
-  await ctx.body();
   const up = ctx.upgrade;
   if (up) {
+    // dockerode sends a JSON body along with the Upgrade; it is not stdin.
+    await ctx.body();
     const socket = up.socket;
     const res = ctx.res;
     const common = res.getHeaderNames().map((name) => [canonical(name), String(res.getHeader(name))] as const);

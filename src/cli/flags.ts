@@ -112,7 +112,8 @@ function coerce(spec: FlagSpec, raw: unknown, command: string): FlagValue {
       return list;
     case 'string': {
       const v = list[list.length - 1];
-      if (v === undefined) throw new UsageError(`flag needs an argument: --${spec.name}`, command);
+      // minimist turns a trailing `--flag` with no value into ''.
+      if (v === undefined || v === '') throw new UsageError(`flag needs an argument: --${spec.name}`, command);
       return v;
     }
     case 'int': {

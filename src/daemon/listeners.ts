@@ -29,8 +29,9 @@ export function lookupGroup(group: string): number | undefined {
 }
 
 function listen(server: Server, target: string | { fd: number } | { host: string; port: number }): Promise<void> {
+  const name = typeof target === 'string' ? target : 'fd' in target ? `fd ${target.fd}` : `${target.host}:${target.port}`;
   return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
+    const onError = (err: Error) => reject(new SystemError(`failed to listen on ${name}: ${err.message}`, { cause: err }));
     server.once('error', onError);
     const done = () => {
       server.off('error', onError);
@@ -71,6 +72,7 @@ export async function openListeners(
   const { logger } = opts;
   let activated: number[] | undefined;
   for (const host of hosts) {
+    const before = out.length;
     if (host.startsWith('unix://')) {
       const path = host.slice('unix://'.length);
       await fs.mkdir(dirname(path), { recursive: true });
@@ -115,7 +117,7 @@ export async function openListeners(
     } else {
       throw new InvalidParameter(`invalid host ${host}`);
     }
-    logger.info('API listen on ' + host.replace(/^unix:\/\//, ''));
+    for (const l of out.slice(before)) logger.info('API listen on ' + (l.socketPath ?? l.host));
   }
   return out;
 }

@@ -62,11 +62,11 @@ export const daemonCommand: Command = {
       const logger = createLogger(config.logLevel);
       return await runDaemon({ config, logger, groupExplicit: f.given.has('group') || file?.group !== undefined });
     } catch (err) {
-      if (err instanceof SkiffError) {
-        bootLogger.fatal((err as Error).message);
-        return EXIT.failure;
-      }
-      throw err;
+      // Start-up failures are reported as one fatal log line, as init
+      // systems collect them; the stack only matters for unexpected errors.
+      const e = err as Error;
+      bootLogger.fatal(e.message, err instanceof SkiffError ? undefined : { stack: e.stack });
+      return EXIT.failure;
     }
   },
 };

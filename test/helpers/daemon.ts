@@ -1,0 +1,181 @@
+// Starting the BUILT x64 executable as a daemon on a private data root and
+// socket, and driving it with the real docker CLI or raw HTTP.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const SKIFF = process.env.SKIFF_BIN ?? join(ROOT, 'dist', 'skiff-linux-x64');
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runSync(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {}): RunResult {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: opts.env ?? process.env, input: opts.input, timeout: opts.timeout ?? 60_000 });
+  return { code: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeout ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export interface TestDaemon {
+  dir: string;
+  dataRoot: string;
+  socket: string;
+  host: string;
+  pidfile: string;
+  child: ChildProcess;
+  logs(): string;
+  /** Resolves with the exit code after SIGTERM (or the given signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  cleanup(): void;
+}
+
+export interface DaemonOptions {
+  args?: string[];
+  config?: Record<string, unknown>;
+  dir?: string;
+  binary?: string;
+  /** Command prefix, e.g. a qemu invocation. */
+  prefix?: string[];
+  env?: NodeJS.ProcessEnv;
+  readyTimeoutMs?: number;
+}
+
+export function tempDir(prefix = 'skiff-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon> {
+  const dir = opts.dir ?? tempDir();
+  const dataRoot = join(dir, 'root');
+  const socket = join(dir, 'skiff.sock');
+  const pidfile = join(dir, 'skiff.pid');
+  const configFile = join(dir, 'daemon.json');
+  writeFileSync(configFile, JSON.stringify(opts.config ?? {}));
+  const binary = opts.binary ?? SKIFF;
+  const args = [
+    'daemon',
+    '--data-root', dataRoot,
+    '--host', `unix://${socket}`,
+    '--pidfile', pidfile,
+    '--config-file', configFile,
+    ...(opts.args ?? []),
+  ];
+  const [cmd, ...pre] = opts.prefix && opts.prefix.length > 0 ? [...opts.prefix, binary] : [binary];
+  const child = spawn(cmd as string, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
+  let logs = '';
+  child.stdout?.on('data', (d: Buffer) => (logs += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (logs += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000);
+  while (!(await ping(socket))) {
+    if (gone || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`daemon did not become ready:\n${logs}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    dir,
+    dataRoot,
+    socket,
+    host: `unix://${socket}`,
+    pidfile,
+    child,
+    logs: () => logs,
+    exited,
+    stop: async (signal = 'SIGTERM') => {
+      if (!gone) child.kill(signal);
+      return (await exited).code;
+    },
+    cleanup: () => {
+      if (!gone) child.kill('SIGKILL');
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** True when something answers GET /_ping with 200 on the socket. */
+export function ping(socket: string): Promise<boolean> {
+  if (!existsSync(socket)) return Promise.resolve(false);
+  return rawRequest(socket, 'GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 2000)
+    .then((r) => r.startsWith('HTTP/1.1 200'))
+    .catch(() => false);
+}
+
+/** Sends raw bytes and collects everything until the server closes (or the timeout). */
+export function rawRequest(socket: string, data: string | Buffer, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = connect(socket);
+    let buf = '';
+    const timer = setTimeout(() => {
+      c.destroy();
+      resolve(buf);
+    }, timeoutMs);
+    c.on('connect', () => c.write(data));
+    c.on('data', (d: Buffer) => (buf += d.toString('latin1')));
+    c.on('end', () => {
+      clearTimeout(timer);
+      resolve(buf);
+    });
+    c.on('close', () => {
+      clearTimeout(timer);
+      resolve(buf);
+    });
+    c.on('error', (err) => {
+      clearTimeout(timer);
+      if (buf) resolve(buf);
+      else reject(err);
+    });
+  });
+}
+
+export interface ParsedResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Parses the first response of a raw exchange (Content-Length framed). */
+export function parseResponse(raw: string): ParsedResponse {
+  const end = raw.indexOf('\r\n\r\n');
+  const head = raw.slice(0, end).split('\r\n');
+  const status = Number((head[0] ?? '').split(' ')[1]);
+  const headers: Record<string, string> = {};
+  for (const line of head.slice(1)) {
+    const i = line.indexOf(':');
+    headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+  }
+  const len = Number(headers['content-length'] ?? '0');
+  return { status, headers, body: raw.slice(end + 4, end + 4 + len) };
+}
+
+export function docker(host: string, args: string[], timeout = 30_000): Promise<RunResult> {
+  return run('docker', ['-H', host, ...args], { timeout, env: { ...process.env, DOCKER_CONFIG: join(tmpdir(), 'skiff-test-docker-config') } });
+}

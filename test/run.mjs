@@ -1,0 +1,61 @@
+// The test command: build the artifacts, compile the TypeScript tests with
+// esbuild (sources are bundled in, npm packages stay external), run them
+// all with node's test runner.
+//   SKIFF_TEST_ARCH=x64      build only the x64 SEA (fast local loop)
+//   SKIFF_SKIP_BUILD=1       use dist/ as it is
+//   node test/run.mjs PATTERN  only test files whose path contains PATTERN
+import { spawnSync } from 'node:child_process';
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const out = join(root, '.test-build');
+const filter = process.argv[2];
+
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+if (!process.env.SKIFF_SKIP_BUILD) {
+  const arch = process.env.SKIFF_TEST_ARCH;
+  run(process.execPath, ['build.mjs', ...(arch ? ['--arch', arch] : [])]);
+}
+
+function walk(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? walk(p) : [p];
+  });
+}
+
+const all = walk(join(root, 'test')).filter((p) => /\.test\.(ts|mjs)$/.test(p));
+const chosen = all.filter((p) => !filter || relative(root, p).includes(filter));
+const tsFiles = chosen.filter((p) => p.endsWith('.ts'));
+rmSync(out, { recursive: true, force: true });
+if (tsFiles.length > 0) {
+  await esbuild.build({
+    entryPoints: tsFiles,
+    outdir: out,
+    outbase: join(root, 'test'),
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    packages: 'external',
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    sourcemap: 'inline',
+    logLevel: 'warning',
+  });
+}
+const files = [
+  ...tsFiles.map((p) => join(out, relative(join(root, 'test'), p)).replace(/\.ts$/, '.mjs')),
+  ...chosen.filter((p) => p.endsWith('.mjs')),
+];
+if (files.length === 0) {
+  console.error(`no test files match ${filter}`);
+  process.exit(2);
+}
+run(process.execPath, ['--enable-source-maps', '--test', '--test-reporter=spec', ...files]);
