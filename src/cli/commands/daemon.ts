@@ -34,7 +34,7 @@ export const daemonCommand: Command = {
   usage: 'skiff daemon [OPTIONS]',
   flags: [
     { name: 'data-root', type: 'string', value: 'path', description: 'Root directory of persistent state', default: '/var/lib/skiff' },
-    { name: 'host', short: 'H', type: 'list', value: 'list', description: 'Daemon socket(s) to listen on: unix:///path, fd://, tcp://addr:port', default: undefined },
+    { name: 'host', short: 'H', type: 'list', value: 'list', description: 'Daemon socket(s) to listen on: unix:///path, fd://, tcp://addr:port (default unix:///var/run/skiff.sock)' },
     { name: 'config-file', type: 'string', value: 'path', description: 'Daemon configuration file', default: DEFAULT_CONFIG_FILE },
     { name: 'group', short: 'G', type: 'string', value: 'name', description: 'Group owning the unix socket(s)', default: 'skiff' },
     { name: 'pidfile', short: 'p', type: 'string', value: 'path', description: 'Path of the daemon PID file', default: '/var/run/skiff.pid' },
