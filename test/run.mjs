@@ -11,12 +11,16 @@ import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const out = join(root, '.test-build');
+// One directory per run, so two runs (a developer's and a helper's) never clobber each other.
+const out = join(root, '.test-build', String(process.pid));
 const filter = process.argv[2];
 
 function run(cmd, args) {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
-  if (r.status !== 0) process.exit(r.status ?? 1);
+  if (r.status !== 0) {
+    rmSync(out, { recursive: true, force: true });
+    process.exit(r.status ?? 1);
+  }
 }
 
 if (!process.env.SKIFF_SKIP_BUILD) {
@@ -59,3 +63,4 @@ if (files.length === 0) {
   process.exit(2);
 }
 run(process.execPath, ['--enable-source-maps', '--test', '--test-reporter=spec', ...files]);
+rmSync(out, { recursive: true, force: true });

@@ -1,3 +1,22 @@
+import { ConnectError } from './client.js';
+import type { CommandContext } from './command.js';
+import { str, UsageError, type FlagSpec } from './flags.js';
+
+/** `-f json`: the machine-readable form every info-style command offers. */
+export const FORMAT_FLAG: FlagSpec = { name: 'format', short: 'f', type: 'string', value: 'json', description: 'Print as JSON' };
+
+export function wantsJson(ctx: CommandContext, command: string): boolean {
+  const format = str(ctx.flags, 'format');
+  if (format !== undefined && format !== 'json') throw new UsageError(`unsupported format "${format}" (only "json")`, command);
+  return format === 'json';
+}
+
+/** Prints a client call's failure the way the docker CLI does. */
+export function reportError(ctx: CommandContext, err: unknown): void {
+  const e = err as Error;
+  ctx.err.write(`${err instanceof ConnectError ? '' : 'Error response from daemon: '}${e.message}\n`);
+}
+
 /** Aligned "Key: value" rows as the docker CLI prints them. */
 export function table(rows: Array<[string, string]>, indent: string): string {
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;

@@ -38,7 +38,8 @@ export type SystemInfo = Record<string, unknown>;
 const RUNTIME_VERSION = `node${process.versions.node}`;
 
 export function versionInfo(experimental: boolean): VersionInfo {
-  const details: Record<string, string> = {
+  // The same facts appear top-level and in the Engine component, as in moby.
+  const facts = {
     ApiVersion: API_VERSION,
     MinAPIVersion: MIN_API_VERSION,
     GitCommit: GIT_COMMIT,
@@ -47,23 +48,15 @@ export function versionInfo(experimental: boolean): VersionInfo {
     Arch: host.goArch(),
     KernelVersion: os.release(),
     BuildTime: BUILD_TIME,
-    Experimental: String(experimental),
   };
   const v: VersionInfo = {
     Platform: { Name: `skiff ${VERSION}` },
     Components: [
-      { Name: 'Engine', Version: VERSION, Details: details },
+      { Name: 'Engine', Version: VERSION, Details: { ...facts, Experimental: String(experimental) } },
       { Name: 'skiff', Version: VERSION, Details: { GitCommit: GIT_COMMIT, Node: process.version } },
     ],
     Version: VERSION,
-    ApiVersion: API_VERSION,
-    MinAPIVersion: MIN_API_VERSION,
-    GitCommit: GIT_COMMIT,
-    GoVersion: RUNTIME_VERSION,
-    Os: 'linux',
-    Arch: host.goArch(),
-    KernelVersion: os.release(),
-    BuildTime: BUILD_TIME,
+    ...facts,
     Engine: 'balena-engine',
   };
   if (experimental) v.Experimental = true;

@@ -165,6 +165,36 @@ describe('daemon lifecycle', () => {
   });
 });
 
+describe('the API socket', () => {
+  test('mode 0660, owned by --group', async () => {
+    const { statSync } = await import('node:fs');
+    const d = await startDaemon({ args: ['--group', 'daemon'] });
+    try {
+      const st = statSync(d.socket);
+      assert.equal(st.mode & 0o777, 0o660);
+      assert.equal(st.uid, 0);
+      const gid = readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith('daemon:'))?.split(':')[2];
+      assert.equal(String(st.gid), gid);
+    } finally {
+      d.cleanup();
+    }
+  });
+
+  test('a socket another daemon listens on is not stolen', async () => {
+    const d = await startDaemon();
+    const dir = tempDir();
+    writeFileSync(join(dir, 'daemon.json'), '{}');
+    try {
+      const r = await run(SKIFF, ['daemon', '--data-root', join(dir, 'root'), '-H', d.host, '--pidfile', join(dir, 'pid'), '--config-file', join(dir, 'daemon.json')]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /another daemon is already listening on/);
+      assert.ok(await ping(d.socket));
+    } finally {
+      d.cleanup();
+    }
+  });
+});
+
 describe('daemon configuration errors', () => {
   const dir = tempDir();
   const base = ['--data-root', join(dir, 'root'), '-H', `unix://${join(dir, 's.sock')}`, '--pidfile', join(dir, 'pid')];

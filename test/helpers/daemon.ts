@@ -7,7 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** The repository: the nearest folder above this (compiled) file that holds build.mjs. */
+export const ROOT = findRoot(fileURLToPath(new URL('.', import.meta.url)));
+
+function findRoot(start: string): string {
+  for (let dir = start; dir !== '/'; dir = join(dir, '..')) {
+    if (existsSync(join(dir, 'build.mjs'))) return dir;
+  }
+  throw new Error(`no repository root above ${start}`);
+}
 export const SKIFF = process.env.SKIFF_BIN ?? join(ROOT, 'dist', 'skiff-linux-x64');
 
 export interface RunResult {

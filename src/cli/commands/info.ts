@@ -1,7 +1,5 @@
-import { ConnectError } from '../client.js';
 import { EXIT, type Command } from '../command.js';
-import { str } from '../flags.js';
-import { bytesIEC } from '../format.js';
+import { bytesIEC, FORMAT_FLAG, reportError, wantsJson } from '../format.js';
 
 type Info = Record<string, unknown> & {
   DriverStatus?: Array<[string, string]>;
@@ -14,21 +12,17 @@ export const infoCommand: Command = {
   name: 'info',
   summary: 'Display system-wide information',
   usage: 'skiff info [OPTIONS]',
-  flags: [{ name: 'format', short: 'f', type: 'string', value: 'json', description: 'Print as JSON instead of text' }],
+  flags: [FORMAT_FLAG],
   async run(ctx) {
-    const format = str(ctx.flags, 'format');
-    if (format !== undefined && format !== 'json') {
-      ctx.err.write(`skiff: unsupported format "${format}" (only "json")\n`);
-      return EXIT.usage;
-    }
+    const json = wantsJson(ctx, 'info');
     let info: Info;
     try {
       info = await ctx.client().json<Info>('GET', '/info');
     } catch (err) {
-      ctx.err.write(`${err instanceof ConnectError ? '' : 'Error response from daemon: '}${(err as Error).message}\n`);
+      reportError(ctx, err);
       return EXIT.failure;
     }
-    if (format === 'json') {
+    if (json) {
       ctx.out.write(JSON.stringify(info) + '\n');
       return EXIT.ok;
     }

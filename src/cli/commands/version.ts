@@ -1,22 +1,16 @@
-import { ConnectError } from '../client.js';
 import { EXIT, type Command } from '../command.js';
-import { str } from '../flags.js';
 import { API_VERSION, BUILD_TIME, GIT_COMMIT, VERSION } from '../../version.js';
 import { goArch } from '../../system/host.js';
 import type { VersionInfo } from '../../system/info.js';
-import { table } from '../format.js';
+import { FORMAT_FLAG, reportError, table, wantsJson } from '../format.js';
 
 export const versionCommand: Command = {
   name: 'version',
   summary: 'Show the skiff version information',
   usage: 'skiff version [OPTIONS]',
-  flags: [{ name: 'format', short: 'f', type: 'string', value: 'json', description: 'Print as JSON instead of a table' }],
+  flags: [FORMAT_FLAG],
   async run(ctx) {
-    const format = str(ctx.flags, 'format');
-    if (format !== undefined && format !== 'json') {
-      ctx.err.write(`skiff: unsupported format "${format}" (only "json")\n`);
-      return EXIT.usage;
-    }
+    const json = wantsJson(ctx, 'version');
     const client = {
       Version: VERSION,
       ApiVersion: API_VERSION,
@@ -33,7 +27,7 @@ export const versionCommand: Command = {
     } catch (err) {
       failure = err as Error;
     }
-    if (format === 'json') {
+    if (json) {
       ctx.out.write(JSON.stringify({ Client: client, Server: server ?? null }) + '\n');
     } else {
       ctx.out.write(
@@ -65,7 +59,7 @@ export const versionCommand: Command = {
       }
     }
     if (failure) {
-      ctx.err.write(`${failure instanceof ConnectError ? '' : 'Error response from daemon: '}${failure.message}\n`);
+      reportError(ctx, failure);
       return EXIT.failure;
     }
     return EXIT.ok;
