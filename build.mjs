@@ -234,6 +234,9 @@ async function bundle(entry, info) {
     throw new BuildError(`esbuild failed to bundle ${rel(entry)} (see errors above)`);
   }
   await writeFileAtomic(path.join(DIST, 'meta.json'), JSON.stringify(result.metafile));
+  // The repo is "type": "module"; this marks the CommonJS bundle as such so
+  // `node dist/skiff.js` runs too (handy for profiling without a SEA).
+  await writeFileAtomic(path.join(DIST, 'package.json'), '{ "type": "commonjs" }\n');
 
   const size = (await fs.stat(outfile)).size;
   log(`bundle: ${BUNDLE_REL} ${bytes(size)} bytes (${kib(size)}), ${info.version} build ${info.commit}`);

@@ -7,7 +7,7 @@ import { InvalidParameter, NotFound, messageOf } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { API_VERSION, MIN_API_VERSION, VERSION } from '../version.js';
 import { MAX_JSON_BODY, readBody, type RequestContext, type UpgradeInfo } from './context.js';
-import { errorBody, sendError } from './respond.js';
+import { errorBody, sendError, sendJSON } from './respond.js';
 import type { Router } from './router.js';
 
 export interface ApiServerOptions {
@@ -30,9 +30,13 @@ export function commonHeaders(experimental: boolean): Record<string, string> {
 }
 
 export function compareVersions(a: string, b: string): number {
-  const [amaj = 0, amin = 0] = a.split('.').map(Number);
-  const [bmaj = 0, bmin = 0] = b.split('.').map(Number);
-  return amaj - bmaj || amin - bmin;
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
 }
 
 export interface ApiServer {
@@ -55,7 +59,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   const servers: Server[] = [];
 
   function newServer(): Server {
-    const server = createServer({ maxHeaderSize: MAX_HEADER_SIZE });
+    // Host is optional for Docker clients (moby does not require it).
+    const server = createServer({ maxHeaderSize: MAX_HEADER_SIZE, requireHostHeader: false });
     // Uploads (image load) and streams (logs -f, events, wait) can last hours.
     server.requestTimeout = 0;
     server.timeout = 0;
@@ -67,6 +72,10 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       void dispatch(req, res, undefined);
     });
     server.on('upgrade', onUpgrade);
+    server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+      sendJSON(res, 417, { message: `unsupported Expect header: ${req.headers.expect ?? ''}` });
+    });
     server.on('clientError', onClientError);
     servers.push(server);
     return server;
@@ -74,6 +83,12 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    if (req.headers['transfer-encoding'] !== undefined) {
+      // After an Upgrade the body is framed by Content-Length only; anything else would leak into stdin.
+      const body = errorBody('chunked request bodies are not supported on upgraded connections');
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      return;
+    }
     // A ServerResponse on the raw socket lets every route answer an Upgrade
     // request with plain HTTP (errors, 404) unless it decides to hijack.
     const res = new ServerResponse(req);
@@ -88,7 +103,9 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 
   function onClientError(err: Error & { code?: string }, socket: Duplex): void {
     // Malformed requests must get Docker's JSON error shape, never crash us.
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+    // A response already on this connection (pipelining) cannot be followed by a clean 400.
+    const inProgress = (socket as Duplex & { _httpMessage?: unknown })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || inProgress) {
       socket.destroy();
       return;
     }
@@ -140,10 +157,11 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     }
     let path = url.pathname;
     let apiVersion = API_VERSION;
-    const m = /^\/v(\d+\.\d+)(\/.*)$/.exec(path);
+    const m = /^\/v([0-9.]+)(\/.*)$/.exec(path);
     if (m) {
       apiVersion = m[1] as string;
       path = m[2] as string;
+      if (!/^\d+(\.\d+)*$/.test(apiVersion)) throw new InvalidParameter(`invalid API version: ${apiVersion}`);
       if (compareVersions(apiVersion, API_VERSION) > 0) {
         throw new InvalidParameter(`client version ${apiVersion} is too new. Maximum supported API version is ${API_VERSION}`);
       }

@@ -88,7 +88,8 @@ export async function openListeners(
         await fs.rm(path, { force: true });
         throw new InvalidParameter(`can't create unix socket ${path}: group ${opts.group} not found`);
       }
-      await fs.chown(path, 0, gid ?? 0);
+      // Only root can give the socket away; an unprivileged daemon keeps it as is.
+      if (process.getuid?.() === 0) await fs.chown(path, 0, gid ?? 0);
       await fs.chmod(path, 0o660);
       out.push({ host, socketPath: path });
     } else if (host.startsWith('fd://')) {

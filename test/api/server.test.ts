@@ -215,3 +215,20 @@ test('an Upgrade request to an unknown route gets a plain 404', async () => {
   assert.equal(r.status, 404);
   assert.deepEqual(JSON.parse(r.body), { message: 'page not found' });
 });
+
+test('multi-part and malformed versions are 400s, like moby', async () => {
+  const r = await call('GET', '/v1.41.3/version');
+  assert.equal(r.status, 400);
+  assert.match(JSON.parse(r.body).message, /client version 1.41.3 is too new/);
+  const bad = await call('GET', '/v1..2/version');
+  assert.equal(bad.status, 400);
+  assert.match(JSON.parse(bad.body).message, /invalid API version/);
+});
+
+test('no Host header is fine; an unknown Expect gets a JSON 417', async () => {
+  const r = parseResponse(await rawRequest(socket, 'GET /_ping HTTP/1.1\r\nConnection: close\r\n\r\n'));
+  assert.equal(r.status, 200);
+  const e = parseResponse(await rawRequest(socket, 'POST /json HTTP/1.1\r\nHost: x\r\nExpect: magic\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'));
+  assert.equal(e.status, 417);
+  assert.equal(e.headers['content-type'], 'application/json');
+});

@@ -7,8 +7,10 @@
 //
 //   SKIFF_FUZZ_SEED=<n>    replay a run (the seed is printed at the start)
 //   SKIFF_FUZZ_COUNT=<n>   number of random cases (default 3000)
-//   SKIFF_FUZZ_CASE=<i>    run only case i of that seed's sequence
+//   SKIFF_FUZZ_CASE=<i>    run only case i of that seed's sequence, printing what was sent and received
+//   SKIFF_FUZZ_LOG=<file>  keep the daemon's (debug) log there
 import assert from 'node:assert/strict';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { test } from 'node:test';
 import { parseResponse, rawRequest, startDaemon, type TestDaemon } from '../helpers/daemon.js';
@@ -165,6 +167,7 @@ function validRequest(r: Rng, opts: { close?: boolean } = {}): { data: Buffer; m
 
 function randomBytesCase(r: Rng): Partial<Case> {
   const n = r.pick([1, 2, 8, 64, 512, 2048, 4096]);
+  if (r.chance(0.03)) return { kind: 'empty', parts: [], after: r.chance(0.5) ? 'end' : 'destroy' };
   let data = r.bytes(r.range(1, n));
   if (r.chance(0.4)) data = Buffer.concat([b(r.pick(['GET ', 'POST ', 'GET / HTTP/1.1\r\n', 'HEAD /_ping HTTP/1.1\r\nHost: x\r\n', 'PUT /info HTTP/1.0\r\n'])), data]);
   if (r.chance(0.3)) data = Buffer.concat([data, b('\r\n\r\n')]);
@@ -233,10 +236,12 @@ function hugeHeaderCase(r: Rng): Partial<Case> {
       // thousands of ordinary headers
       const headers = ['Host: docker'];
       let total = 0;
+      // node counts the bytes of names and values, not the ": " and CRLF around them.
       while (total < size) {
-        const h = `X-H${headers.length}: ${r.str(r.range(10, 200), TOKEN)}`;
-        headers.push(h);
-        total += h.length + 2;
+        const name = `X-H${headers.length}`;
+        const value = r.str(r.range(10, 200), TOKEN);
+        headers.push(`${name}: ${value}`);
+        total += name.length + value.length;
       }
       data = req(method, route, headers);
       break;
@@ -581,7 +586,7 @@ function parseAll(raw: string, methods: string[], closed: boolean): Parsed {
     const end = raw.indexOf('\r\n\r\n', pos);
     if (end < 0) {
       const rest = raw.slice(pos);
-      if (!'HTTP/1.'.startsWith(rest.slice(0, 7)) ) return { responses, rest, upgraded: false, error: `not an HTTP response: ${show(rest, 80)}` };
+      if (!'HTTP/1.'.startsWith(rest.slice(0, 7))) return { responses, rest, upgraded: false, error: `not an HTTP response: ${show(rest, 80)}` };
       return { responses, rest, upgraded: false };
     }
     const lines = raw.slice(pos, end).split('\r\n');
@@ -644,7 +649,6 @@ function parseAll(raw: string, methods: string[], closed: boolean): Parsed {
         p = eol + 4 + size;
       }
       resp.body = body;
-      bodyStart = p;
       pos = p;
       responses.push(resp);
       continue;
@@ -666,9 +670,9 @@ function parseAll(raw: string, methods: string[], closed: boolean): Parsed {
   return { responses, rest: '', upgraded: false };
 }
 
+/** A JSON-quoted excerpt, safe to print whatever bytes it holds. */
 function show(s: string, max = 160): string {
-  const j = JSON.stringify(s.length > max ? s.slice(0, max) + '…' : s);
-  return j;
+  return JSON.stringify(s.length > max ? s.slice(0, max) + '…' : s);
 }
 
 /** What must hold for every response the daemon sends. */
@@ -724,6 +728,15 @@ interface Outcome {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How many file descriptors a process holds (undefined without /proc). */
+function openFds(pid: number): number | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return undefined;
+  }
+}
 
 function runCase(socketPath: string, c: Case): Promise<Outcome> {
   return new Promise((resolve) => {
@@ -840,9 +853,10 @@ test('the API survives thousands of malformed requests', { timeout: 180_000 }, a
     if (!stopped) d.cleanup();
   });
 
+  const fdsBefore = openFds(d.child.pid!);
   const started = Date.now();
   const failures: Failure[] = [];
-  const stats = { statuses: new Map<number, number>(), noResponse: 0, timeouts: 0, clientErrors: new Map<string, number>(), bareErrors: new Map<string, number>() };
+  const stats = { statuses: new Map<number, number>(), noResponse: 0, timeouts: 0, timeoutCases: [] as string[], clientErrors: new Map<string, number>(), bareErrors: new Map<string, number>() };
   const inFlight = new Set<number>();
   let crashedDuring: number[] | undefined;
   let next = 0;
@@ -869,9 +883,15 @@ test('the API survives thousands of malformed requests', { timeout: 180_000 }, a
           stats.bareErrors.set(key, (stats.bareErrors.get(key) ?? 0) + 1);
         }
       }
-      if (o.timedOut) stats.timeouts++;
+      if (o.timedOut) {
+        stats.timeouts++;
+        if (stats.timeoutCases.length < 10) stats.timeoutCases.push(`#${c.index} ${c.kind}`);
+      }
       if (o.clientError) stats.clientErrors.set(o.clientError, (stats.clientErrors.get(o.clientError) ?? 0) + 1);
       for (const problem of judge(c, o)) failures.push({ c, problem, raw: o.raw });
+      if (process.env.SKIFF_FUZZ_CASE !== undefined) {
+        console.log(`${describeCase(c)}\n  received${o.timedOut ? ' (idle timeout)' : ''}${o.serverClosed ? ' (server closed)' : ''}: ${show(o.raw, 2000)}`);
+      }
     }
   }
   await Promise.all(Array.from({ length: CONCURRENCY }, () => worker()));
@@ -880,7 +900,7 @@ test('the API survives thousands of malformed requests', { timeout: 180_000 }, a
   const summary = [
     `${cases.length} cases in ${(elapsed / 1000).toFixed(1)} s, seed ${seed}`,
     `statuses: ${[...stats.statuses].sort((a, z) => a[0] - z[0]).map(([s, n]) => `${s}×${n}`).join(' ')}`,
-    `no response: ${stats.noResponse}, idle timeouts: ${stats.timeouts}, client errors: ${[...stats.clientErrors].map(([k, n]) => `${k}×${n}`).join(' ') || 'none'}`,
+    `no response: ${stats.noResponse}, idle timeouts: ${stats.timeouts}${stats.timeoutCases.length ? ` (${stats.timeoutCases.join(', ')})` : ''}, client errors: ${[...stats.clientErrors].map(([k, n]) => `${k}×${n}`).join(' ') || 'none'}`,
     `errors without skiff's JSON body/headers: ${[...stats.bareErrors].map(([k, n]) => `${k}×${n}`).join(', ') || 'none'}`,
   ];
   for (const line of summary) t.diagnostic(line);
@@ -911,8 +931,23 @@ test('the API survives thousands of malformed requests', { timeout: 180_000 }, a
   assert.equal(version.headers['content-type'], 'application/json');
   assert.equal((JSON.parse(version.body) as { ApiVersion?: string }).ApiVersion, '1.41');
 
+  // Every connection the fuzzer opened is closed on the daemon's side too (no
+  // half-open sockets left behind: on a board each one is a file descriptor).
+  if (fdsBefore !== undefined) {
+    let fds = openFds(d.child.pid!) ?? 0;
+    for (let i = 0; i < 40 && fds > fdsBefore + 2; i++) {
+      await sleep(50);
+      fds = openFds(d.child.pid!) ?? 0;
+    }
+    t.diagnostic(`daemon file descriptors: ${fdsBefore} before, ${fds} after`);
+    assert.ok(fds <= fdsBefore + 2, `the daemon holds ${fds} file descriptors after the run, ${fdsBefore} before: connections leak`);
+  }
+
   // Nothing blew up inside, even where the client never saw it.
   const logs = d.logs();
+  if (process.env.SKIFF_FUZZ_LOG) writeFileSync(process.env.SKIFF_FUZZ_LOG, logs);
+  assert.match(logs, /Daemon has completed initialization/);
+  assert.match(logs, /rejected malformed request/, 'debug logging is off: the log check below would see little');
   const bad = logs.split('\n').filter(
     (line) =>
       /uncaught|unhandled|UnhandledPromiseRejection|\b(TypeError|ReferenceError|RangeError|SyntaxError|AssertionError)\b|level=fatal|\(node:\d+\) \w*Warning|^\s+at \S.*:\d+:\d+\)?$/i.test(line) ||
