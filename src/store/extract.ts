@@ -1,0 +1,225 @@
+// Applying one layer tar to an empty layer directory in overlay2's format,
+// safely: hostile archives must not write outside the directory (through
+// `..`, absolute paths, symlinked parents or hardlinks), and every byte that
+// is not file content is recorded so the tar can be rebuilt exactly.
+import { constants, promises as fs } from 'node:fs';
+import { posix } from 'node:path';
+import { InvalidParameter } from '../errors.js';
+import type { TarEntry } from '../archive/reader.js';
+import type { TarHeader } from '../archive/header.js';
+import type { SpecialFiles } from './special.js';
+import type { TarSplitWriter } from './tarsplit.js';
+
+const WHITEOUT = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+/** Bounded dirty page cache: flush a file's data every this many bytes (balenaEngine uses 2 MiB). */
+export const WRITEBACK_EVERY = 2 * 1024 * 1024;
+
+type Kind = 'dir' | 'file' | 'symlink' | 'other' | 'whiteout';
+
+export interface ExtractTarget {
+  /** The empty directory that becomes the layer's `diff`. */
+  diffDir: string;
+  /** Where bytes of files overwritten later in the same tar are kept (for the rebuild). */
+  keepDir: string;
+}
+
+export interface ExtractStats {
+  /** Bytes of file content written. */
+  contentBytes: number;
+  entries: number;
+  superseded: Record<string, string>;
+}
+
+/** Normalises an entry name to a path relative to the layer root ('' = the root itself). */
+export function entryPath(name: string): string {
+  const parts: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') throw new InvalidParameter(`invalid tar entry ${JSON.stringify(name)}: path escapes the layer`);
+    parts.push(part);
+  }
+  const p = parts.join('/');
+  if (p.includes('\0')) throw new InvalidParameter(`invalid tar entry ${JSON.stringify(name)}: NUL in path`);
+  return p;
+}
+
+export async function extractLayer(
+  entries: AsyncIterable<TarEntry>,
+  target: ExtractTarget,
+  split: TarSplitWriter,
+  special: SpecialFiles,
+): Promise<ExtractStats> {
+  const kinds = new Map<string, Kind>([['', 'dir']]);
+  const dirTimes: Array<[string, number]> = [];
+  const lastContent = new Map<string, number>();
+  const stats: ExtractStats = { contentBytes: 0, entries: 0, superseded: {} };
+  const abs = (rel: string) => (rel === '' ? target.diffDir : posix.join(target.diffDir, rel));
+
+  async function ensureParents(rel: string): Promise<void> {
+    const parts = rel.split('/').slice(0, -1);
+    let cur = '';
+    for (const part of parts) {
+      cur = cur ? `${cur}/${part}` : part;
+      const k = kinds.get(cur);
+      if (k === 'dir') continue;
+      if (k !== undefined) throw new InvalidParameter(`invalid tar entry: parent ${cur} is not a directory`);
+      await fs.mkdir(abs(cur), { mode: 0o755 });
+      kinds.set(cur, 'dir');
+    }
+  }
+
+  async function clear(rel: string, next: Kind): Promise<void> {
+    const k = kinds.get(rel);
+    if (k === undefined) return;
+    if (k === 'dir' && next === 'dir') return;
+    if (k === 'whiteout') special.forget(abs(rel));
+    if (k === 'dir') {
+      await fs.rm(abs(rel), { recursive: true, force: true });
+      for (const key of [...kinds.keys()]) if (key.startsWith(rel + '/')) kinds.delete(key);
+    } else if (k === 'file' && lastContent.has(rel)) {
+      // The earlier content is part of the original tar: keep it for the rebuild.
+      const rec = lastContent.get(rel) as number;
+      const keep = `${posix.basename(target.keepDir)}/${rec}`;
+      await fs.mkdir(target.keepDir, { recursive: true });
+      await fs.rename(abs(rel), posix.join(target.keepDir, String(rec)));
+      stats.superseded[String(rec)] = keep;
+      lastContent.delete(rel);
+    } else if (k !== 'whiteout') {
+      await fs.rm(abs(rel), { force: true });
+    }
+    kinds.delete(rel);
+  }
+
+  for await (const entry of entries) {
+    stats.entries++;
+    await split.segment(entry.raw);
+    const h = entry.header;
+    const rel = entryPath(h.name);
+    const base = posix.basename(rel);
+
+    if (base.startsWith(WHITEOUT)) {
+      await drainEmpty(entry);
+      const dir = posix.dirname(rel) === '.' ? '' : posix.dirname(rel);
+      await ensureParents(rel);
+      if (base === OPAQUE) {
+        special.setxattr(abs(dir), 'trusted.overlay.opaque', Buffer.from('y'));
+      } else {
+        const hidden = dir ? `${dir}/${base.slice(WHITEOUT.length)}` : base.slice(WHITEOUT.length);
+        if (hidden === '' || base.slice(WHITEOUT.length).startsWith(WHITEOUT)) {
+          throw new InvalidParameter(`invalid whiteout entry ${JSON.stringify(h.name)}`);
+        }
+        await clear(hidden, 'whiteout');
+        special.mknod(abs(hidden), 'c', 0, 0, 0, h.uid, h.gid);
+        kinds.set(hidden, 'whiteout');
+      }
+      continue;
+    }
+
+    if (rel === '') {
+      if (h.type !== 'directory') throw new InvalidParameter(`invalid tar entry ${JSON.stringify(h.name)}: the layer root must be a directory`);
+      await drainEmpty(entry);
+      await applyMeta(abs(''), h, false);
+      dirTimes.push(['', h.mtime]);
+      continue;
+    }
+    await ensureParents(rel);
+    const path = abs(rel);
+
+    switch (h.type) {
+      case 'directory': {
+        await drainEmpty(entry);
+        await clear(rel, 'dir');
+        if (!kinds.has(rel)) await fs.mkdir(path, { mode: 0o700 });
+        kinds.set(rel, 'dir');
+        await applyMeta(path, h, false);
+        dirTimes.push([rel, h.mtime]);
+        break;
+      }
+      case 'file': {
+        await clear(rel, 'file');
+        const k = h.size > 0 ? await split.content(rel, h.size) : undefined;
+        stats.contentBytes += await writeFile(path, entry, h);
+        kinds.set(rel, 'file');
+        if (k !== undefined) lastContent.set(rel, k);
+        await applyMeta(path, h, false);
+        break;
+      }
+      case 'symlink': {
+        await drainEmpty(entry);
+        await clear(rel, 'symlink');
+        await fs.symlink(h.linkname, path);
+        kinds.set(rel, 'symlink');
+        await applyMeta(path, h, true);
+        break;
+      }
+      case 'link': {
+        await drainEmpty(entry);
+        const targetRel = entryPath(h.linkname);
+        const tk = kinds.get(targetRel);
+        if (tk === undefined || tk === 'dir' || tk === 'whiteout') {
+          throw new InvalidParameter(`invalid hardlink ${JSON.stringify(h.name)} -> ${JSON.stringify(h.linkname)}: target is not a file of this layer`);
+        }
+        if (targetRel === rel) break;
+        await clear(rel, tk);
+        await fs.link(abs(targetRel), path);
+        kinds.set(rel, tk);
+        break;
+      }
+      case 'char':
+      case 'block':
+      case 'fifo': {
+        await drainEmpty(entry);
+        await clear(rel, 'other');
+        special.mknod(path, h.type === 'char' ? 'c' : h.type === 'block' ? 'b' : 'p', h.devmajor, h.devminor, h.mode, h.uid, h.gid);
+        kinds.set(rel, 'other');
+        break;
+      }
+      default:
+        throw new InvalidParameter(`unsupported tar entry type for ${JSON.stringify(h.name)}`);
+    }
+    for (const [name, value] of h.xattrs) special.setxattr(path, name, value);
+  }
+  await special.flush();
+  // Directory times last: creating children changed them.
+  for (const [rel, mtime] of dirTimes.reverse()) {
+    if (kinds.get(rel) === 'dir') await fs.utimes(abs(rel), mtime, mtime);
+  }
+  return stats;
+}
+
+async function drainEmpty(entry: TarEntry): Promise<void> {
+  for await (const _ of entry.body) void _;
+}
+
+async function writeFile(path: string, entry: TarEntry, h: TarHeader): Promise<number> {
+  const fh = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  let written = 0;
+  let sinceSync = 0;
+  try {
+    for await (const chunk of entry.body) {
+      let off = 0;
+      while (off < chunk.length) {
+        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
+        off += bytesWritten;
+      }
+      written += chunk.length;
+      sinceSync += chunk.length;
+      if (sinceSync >= WRITEBACK_EVERY) {
+        // Node has no sync_file_range; fdatasync bounds dirty pages the same way.
+        await fh.datasync();
+        sinceSync = 0;
+      }
+    }
+    if (written !== h.size) throw new InvalidParameter(`archive/tar: short file content for ${h.name}`);
+  } finally {
+    await fh.close();
+  }
+  return written;
+}
+
+async function applyMeta(path: string, h: TarHeader, isLink: boolean): Promise<void> {
+  await fs.lchown(path, h.uid, h.gid);
+  if (!isLink) await fs.chmod(path, h.mode & 0o7777);
+  await fs.lutimes(path, h.mtime, h.mtime);
+}

@@ -1,0 +1,99 @@
+// Tar-split records: what it takes to rebuild a layer's tar byte for byte
+// from the files on disk. Raw non-content bytes (headers, padding, trailer)
+// are stored as segments; file contents are references to the extracted
+// file. Kept as gzip'd JSON lines beside the layer, written as a stream.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createGunzip, createGzip } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { once } from 'node:events';
+import { SystemError } from '../errors.js';
+
+/** A segment of raw bytes, or `n` bytes of content from the file at `p`. */
+export type SplitRecord = { s: string } | { p: string; n: number; k: number };
+
+export class TarSplitWriter {
+  private readonly gz = createGzip({ level: 6 });
+  private readonly out;
+  private k = 0;
+
+  constructor(path: string) {
+    this.out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+    this.gz.pipe(this.out);
+  }
+
+  private async line(rec: SplitRecord): Promise<void> {
+    if (!this.gz.write(JSON.stringify(rec) + '\n')) await once(this.gz, 'drain');
+  }
+
+  segment(raw: Buffer): Promise<void> {
+    return raw.length === 0 ? Promise.resolve() : this.line({ s: raw.toString('base64') });
+  }
+
+  /** Returns the record's number, which a superseded file is filed under. */
+  async content(path: string, size: number): Promise<number> {
+    const k = this.k++;
+    await this.line({ p: path, n: size, k });
+    return k;
+  }
+
+  async close(): Promise<void> {
+    this.gz.end();
+    await once(this.out, 'close');
+  }
+
+  destroy(): void {
+    this.gz.destroy();
+    this.out.destroy();
+  }
+}
+
+export async function* readSplit(path: string): AsyncGenerator<SplitRecord> {
+  const lines = createReadStream(path).pipe(createGunzip());
+  let buf = '';
+  for await (const chunk of lines) {
+    buf += (chunk as Buffer).toString('utf8');
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line) yield JSON.parse(line) as SplitRecord;
+    }
+  }
+}
+
+/**
+ * The layer's original tar as a stream. `superseded` maps record numbers of
+ * files that a later entry of the same tar overwrote to where their bytes were kept.
+ */
+export function rebuildTar(splitPath: string, diffDir: string, superseded: Record<string, string>, layerDir: string): Readable {
+  async function* gen(): AsyncGenerator<Buffer> {
+    for await (const rec of readSplit(splitPath)) {
+      if ('s' in rec) {
+        yield Buffer.from(rec.s, 'base64');
+        continue;
+      }
+      const moved = superseded[String(rec.k)];
+      const file = moved ? join(layerDir, moved) : join(diffDir, rec.p);
+      const fh = await open(file, 'r').catch((err: Error) => {
+        throw new SystemError(`layer content missing: ${rec.p}: ${err.message}`);
+      });
+      try {
+        let left = rec.n;
+        let pos = 0;
+        while (left > 0) {
+          const buf = Buffer.allocUnsafe(Math.min(left, 64 * 1024));
+          const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+          if (bytesRead === 0) throw new SystemError(`layer content truncated: ${rec.p}`);
+          pos += bytesRead;
+          left -= bytesRead;
+          yield buf.subarray(0, bytesRead);
+        }
+      } finally {
+        await fh.close();
+      }
+    }
+  }
+  return Readable.from(gen(), { objectMode: false });
+}
