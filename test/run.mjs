@@ -28,6 +28,9 @@ if (!process.env.SKIFF_SKIP_BUILD) {
   run(process.execPath, ['build.mjs', ...(arch ? ['--arch', arch] : [])]);
 }
 
+// Types are part of the test: strict TypeScript over src/ and test/.
+if (!filter) run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', root]);
+
 function walk(dir) {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);

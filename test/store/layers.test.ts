@@ -27,8 +27,8 @@ interface E {
 async function makeTar(entries: E[]): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on('data', (c: Buffer) => chunks.push(c));
-  const done = new Promise((r) => p.on('end', r));
+  p.on('data', (c: unknown) => chunks.push(c as Buffer));
+  const done = new Promise<void>((r) => p.on('end', () => r()));
   for (const e of entries) {
     const data = e.data === undefined ? ((e.type ?? 'file') === 'file' ? Buffer.alloc(0) : undefined) : Buffer.from(e.data);
     await new Promise<void>((resolve, reject) =>
