@@ -31,13 +31,12 @@ async function makeTar(entries: E[]): Promise<Buffer> {
   const done = new Promise<void>((r) => p.on('end', () => r()));
   for (const e of entries) {
     const data = e.data === undefined ? ((e.type ?? 'file') === 'file' ? Buffer.alloc(0) : undefined) : Buffer.from(e.data);
-    await new Promise<void>((resolve, reject) =>
-      p.entry(
-        { name: e.name, type: e.type ?? 'file', linkname: e.linkname, mode: e.mode ?? (e.type === 'directory' ? 0o755 : 0o644), uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: new Date(1_700_000_000_000), pax: e.pax, size: data?.length ?? 0 },
-        data,
-        (err) => (err ? reject(err) : resolve()),
-      ),
-    );
+    const header = { name: e.name, type: e.type ?? 'file', linkname: e.linkname, mode: e.mode ?? (e.type === 'directory' ? 0o755 : 0o644), uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: new Date(1_700_000_000_000), pax: e.pax, size: data?.length ?? 0 } as const;
+    await new Promise<void>((resolve, reject) => {
+      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (data) p.entry(header, data, cb);
+      else p.entry(header, cb);
+    });
   }
   p.finalize();
   await done;
