@@ -1,12 +1,35 @@
 // What the API needs from the engine, as narrow interfaces: api/ translates
 // HTTP to these calls and never touches the host or the data root itself.
 import type { SystemInfo, VersionInfo } from '../system/info.js';
+import type { PullListener } from '../images/progress.js';
+import type { DeleteItem, HistoryItem, ImageInspect, ImageSummary, PruneReport } from '../images/types.js';
+import type { Filters } from './context.js';
 
 export interface SystemBackend {
   version(): VersionInfo;
   info(): SystemInfo;
 }
 
+export interface ImagesBackend {
+  /** Resolves what to pull; throws (→ a status code) before any progress is streamed. */
+  preparePull(
+    fromImage: string,
+    tag: string | undefined,
+    platform: string | undefined,
+    registryAuth: string | undefined,
+  ): Promise<{ run(emit: PullListener, signal?: AbortSignal): Promise<void> }>;
+  list(opts: { all: boolean; filters: Filters }): ImageSummary[];
+  inspect(name: string): ImageInspect;
+  history(name: string): HistoryItem[];
+  tag(name: string, repo: string, tag: string | undefined): Promise<void>;
+  remove(name: string, opts: { force: boolean; noprune: boolean }): Promise<DeleteItem[]>;
+  prune(filters: Filters): Promise<PruneReport>;
+  layersSize(): number;
+  /** skiff's own: every layer's tar rebuilt and compared with its DiffID. */
+  check(): Promise<Array<{ chainId: string; diffId: string; ok: boolean; actual: string }>>;
+}
+
 export interface Backend {
   system: SystemBackend;
+  images: ImagesBackend;
 }

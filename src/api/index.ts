@@ -1,4 +1,5 @@
 import type { Backend } from './backend.js';
+import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
 import { Router } from './router.js';
 
@@ -6,6 +7,7 @@ import { Router } from './router.js';
 export function buildRouter(backend: Backend): Router {
   const router = new Router();
   systemRoutes(router, backend.system);
+  imageRoutes(router, backend.images);
   return router;
 }
 

@@ -42,6 +42,23 @@ export class ApiClient {
     }
   }
 
+  /** A streaming call: resolves with the response once headers arrive; errors become DaemonError. */
+  stream(method: string, path: string, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        { ...this.target, method, path: `/v${API_VERSION}${path}`, headers: { Host: 'skiff', 'User-Agent': 'skiff-cli', ...headers } },
+        (res) => {
+          if ((res.statusCode ?? 0) < 400) return resolve(res);
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => reject(new DaemonError(res.statusCode ?? 0, errorText({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))));
+        },
+      );
+      req.on('error', (err) => reject(new ConnectError(this.host, err)));
+      req.end();
+    });
+  }
+
   request(method: string, path: string, body?: unknown): Promise<ClientResponse> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {

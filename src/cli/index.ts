@@ -5,6 +5,7 @@ import { ApiClient, DEFAULT_CLIENT_HOST } from './client.js';
 import { EXIT, type Command } from './command.js';
 import { daemonCommand } from './commands/daemon.js';
 import { infoCommand } from './commands/info.js';
+import { checkCommand, imagesCommand, pullCommand, rmiCommand, tagCommand } from './commands/images.js';
 import { versionCommand } from './commands/version.js';
 import { bool, flagHelp, parseFlags, str, UsageError, type FlagSpec } from './flags.js';
 
@@ -35,7 +36,7 @@ const helpCommand: Command = {
   },
 };
 
-const COMMANDS: Command[] = [daemonCommand, infoCommand, versionCommand, helpCommand];
+const COMMANDS: Command[] = [daemonCommand, pullCommand, imagesCommand, tagCommand, rmiCommand, checkCommand, infoCommand, versionCommand, helpCommand];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 3;
@@ -75,9 +76,17 @@ export async function runCli(argv: string[]): Promise<number> {
       return EXIT.ok;
     }
     const args = cmd.args ?? { min: 0, max: 0 };
-    if (flags.args.length < args.min || flags.args.length > args.max) {
+    const n = flags.args.length;
+    if (n < args.min || n > args.max) {
+      const count = (k: number) => `${k} argument${k === 1 ? '' : 's'}`;
       throw new UsageError(
-        args.max === 0 ? `"skiff ${cmd.name}" accepts no arguments` : `"skiff ${cmd.name}" requires ${args.min === args.max ? 'exactly' : 'at most'} ${args.max} argument${args.max === 1 ? '' : 's'}`,
+        args.max === 0
+          ? `"skiff ${cmd.name}" accepts no arguments`
+          : args.min === args.max
+            ? `"skiff ${cmd.name}" requires exactly ${count(args.min)}`
+            : n < args.min
+              ? `"skiff ${cmd.name}" requires at least ${count(args.min)}`
+              : `"skiff ${cmd.name}" accepts at most ${count(args.max)}`,
         cmd.name,
       );
     }

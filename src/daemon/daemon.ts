@@ -7,7 +7,12 @@ import { buildRouter, createApiServer, type Backend } from '../api/index.js';
 import { errnoCode, SystemError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { DataRoot, ensureDataRoot } from '../store/dataroot.js';
-import { systemInfo, versionInfo, type Counts } from '../system/info.js';
+import { systemInfo, versionInfo } from '../system/info.js';
+import { ImageService } from '../images/service.js';
+import { RegistryClient } from '../pull/registry.js';
+import { ImageStore } from '../store/images.js';
+import { LayerStore } from '../store/layers.js';
+import { RefStore } from '../store/refs.js';
 import { VERSION, GIT_COMMIT } from '../version.js';
 import type { DaemonConfig } from './config.js';
 import { openListeners, type Listener } from './listeners.js';
@@ -35,15 +40,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     for (const fn of cleanups.reverse()) await fn().catch((err: Error) => logger.warn('cleanup failed', { error: err.message }));
   };
 
-  let root: DataRoot;
+  let backend: Backend;
   try {
-    root = await DataRoot.load(realRoot, logger);
+    const root = await DataRoot.load(realRoot, logger);
+    backend = await makeBackend(config, root, logger);
   } catch (err) {
     await cleanup();
     throw err;
   }
   let listeners: Listener[] = [];
-  const api = createApiServer({ router: buildRouter(makeBackend(config, root)), logger, experimental: config.experimental });
+  const api = createApiServer({ router: buildRouter(backend), logger, experimental: config.experimental });
 
   try {
     await writePidfile(config.pidfile);
@@ -91,14 +97,40 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   return 0;
 }
 
-function makeBackend(config: DaemonConfig, root: DataRoot): Backend {
-  // The image and container stores (their own issues) will supply these counts.
-  const counts = (): Counts => ({ containers: { running: 0, paused: 0, stopped: 0 }, images: 0 });
+/** Opens the stores (each runs its start-up recovery) and the services over them. */
+async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger): Promise<Backend> {
+  const layers = await LayerStore.open(root.path, logger);
+  const images = await ImageStore.open(root.path, layers, logger);
+  const refs = await RefStore.open(root.path, (id) => images.get(id) !== undefined);
+  const service = new ImageService({
+    layers,
+    images,
+    refs,
+    dataRoot: root.path,
+    maxConcurrentDownloads: config.maxConcurrentDownloads,
+    maxDownloadAttempts: config.maxDownloadAttempts,
+    registry: (ref, auth) =>
+      new RegistryClient(ref, {
+        insecureRegistries: config.insecureRegistries,
+        mirrors: config.registryMirrors,
+        userAgent: `skiff/${VERSION}`,
+        ...(auth ? { auth } : {}),
+      }),
+  });
   return {
     system: {
       version: () => versionInfo(config.experimental),
-      info: () => systemInfo({ config, dataRoot: root.path, engineId: root.engineId, counts: counts(), eventListeners: 0 }),
+      info: () =>
+        systemInfo({
+          config,
+          dataRoot: root.path,
+          engineId: root.engineId,
+          // Containers arrive with their own issue.
+          counts: { containers: { running: 0, paused: 0, stopped: 0 }, images: images.list().length },
+          eventListeners: 0,
+        }),
     },
+    images: service,
   };
 }
 

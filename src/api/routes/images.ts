@@ -1,0 +1,77 @@
+import type { PullEvent } from '../../images/progress.js';
+import { messageOf, NotImplemented } from '../../errors.js';
+import type { ImagesBackend } from '../backend.js';
+import { boolValue, parseFilters } from '../context.js';
+import { JsonMessageWriter, progressMessage, type JsonMessage } from '../jsonstream.js';
+import { sendJSON, sendStatus } from '../respond.js';
+import type { Router } from '../router.js';
+
+/** Docker's JSON line for a pull event. */
+export function pullMessage(e: PullEvent): JsonMessage {
+  switch (e.kind) {
+    case 'status':
+      return e.id ? { status: e.text, id: e.id } : { status: e.text };
+    case 'total':
+      return { id: 'Total', progressDetail: { current: e.current, total: e.total } };
+    case 'layer':
+      return e.current !== undefined ? progressMessage(e.id, e.status, e.current, e.total) : { status: e.status, progressDetail: {}, id: e.id };
+  }
+}
+
+export function imageRoutes(router: Router, images: ImagesBackend): void {
+  router.post('/images/create', async (ctx) => {
+    const q = ctx.query;
+    if (q.get('fromSrc') !== null) {
+      throw new NotImplemented('importing images from a tarball (fromSrc) is not supported yet');
+    }
+    const auth = ctx.req.headers['x-registry-auth'];
+    const prepared = await images.preparePull(
+      q.get('fromImage') ?? '',
+      q.get('tag') ?? undefined,
+      q.get('platform') ?? undefined,
+      typeof auth === 'string' ? auth : undefined,
+    );
+    ctx.res.writeHead(200, { 'Content-Type': 'application/json' });
+    ctx.res.flushHeaders();
+    const out = new JsonMessageWriter(ctx.res);
+    // A client that hangs up cancels the pull; committed layers stay for the next try.
+    const abort = new AbortController();
+    ctx.res.on('close', () => abort.abort());
+    let queue = Promise.resolve();
+    try {
+      await prepared.run((e) => {
+        queue = queue.then(() => out.write(pullMessage(e)));
+      }, abort.signal);
+      await queue;
+    } catch (err) {
+      await queue;
+      await out.error(messageOf(err));
+    }
+    ctx.res.end();
+  });
+  router.get('/images/json', (ctx) => {
+    sendJSON(ctx.res, 200, images.list({ all: boolValue(ctx.query, 'all'), filters: parseFilters(ctx.query) }));
+  });
+  router.post('/images/prune', async (ctx) => {
+    sendJSON(ctx.res, 200, await images.prune(parseFilters(ctx.query)));
+  });
+  router.get('/images/(?<name>.+)/json', (ctx) => sendJSON(ctx.res, 200, images.inspect(ctx.params.name as string)));
+  router.get('/images/(?<name>.+)/history', (ctx) => sendJSON(ctx.res, 200, images.history(ctx.params.name as string)));
+  router.post('/images/(?<name>.+)/tag', async (ctx) => {
+    await images.tag(ctx.params.name as string, ctx.query.get('repo') ?? '', ctx.query.get('tag') ?? undefined);
+    sendStatus(ctx.res, 201);
+  });
+  router.delete('/images/(?<name>.+)', async (ctx) => {
+    sendJSON(ctx.res, 200, await images.remove(ctx.params.name as string, { force: boolValue(ctx.query, 'force'), noprune: boolValue(ctx.query, 'noprune') }));
+  });
+  router.post('/skiff/check', async (ctx) => sendJSON(ctx.res, 200, await images.check()));
+  router.get('/system/df', (ctx) => {
+    sendJSON(ctx.res, 200, {
+      LayersSize: images.layersSize(),
+      Images: images.list({ all: true, filters: new Map() }),
+      Containers: [],
+      Volumes: [],
+      BuildCache: [],
+    });
+  });
+}

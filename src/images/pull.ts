@@ -1,0 +1,203 @@
+// Pulling an image: resolve the manifest (and the platform, for a list),
+// fetch the config, then stream every missing layer from the network
+// through gunzip and the tar reader into its own layer directory, several
+// layers at once. The image and its tags appear only after every layer is
+// committed and verified. Errors up to `resolve` happen before any output,
+// so the API can still answer with a real status code.
+import { createHash } from 'node:crypto';
+import { statfs } from 'node:fs/promises';
+import { pipeline, Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { InvalidParameter, NotFound, SystemError } from '../errors.js';
+import { layerCompression, parseManifest, type Descriptor } from '../pull/manifest.js';
+import { formatPlatform, selectPlatform, type Platform } from '../pull/platform.js';
+import { canonicalName, canonicalString, familiarString, type Reference } from '../pull/reference.js';
+import { applyLayer } from '../store/apply.js';
+import { chainIdsOf, diffIdsOf, type ImageStore, type StoredImage } from '../store/images.js';
+import type { LayerStore } from '../store/layers.js';
+import type { RefStore } from '../store/refs.js';
+import { resumableBlob } from './blobstream.js';
+import { Throttle, type PullListener } from './progress.js';
+
+/** What pull needs from a registry client. */
+export interface Registry {
+  getManifest(reference: string): Promise<{ mediaType: string; digest: string; body: Buffer }>;
+  openBlob(digest: string, offset: number): Promise<{ body: Readable; offset: number; total: number | undefined }>;
+  fetchBlob(digest: string, maxBytes: number): Promise<Buffer>;
+}
+
+export interface PullContext {
+  layers: LayerStore;
+  images: ImageStore;
+  refs: RefStore;
+  dataRoot: string;
+  maxConcurrentDownloads: number;
+  maxDownloadAttempts: number;
+  /** First retry delay; tests shorten it. */
+  retryBackoffMs: number;
+}
+
+export interface PullPlan {
+  ref: Reference;
+  manifestDigest: string;
+  config: Buffer;
+  layers: Descriptor[];
+  diffIds: string[];
+  chainIds: string[];
+}
+
+const MAX_CONFIG = 8 * 1024 * 1024;
+
+export async function resolvePull(registry: Registry, ref: Reference, platform: Platform): Promise<PullPlan> {
+  const tagOrDigest = ref.digest ?? ref.tag ?? 'latest';
+  let got = await registry.getManifest(tagOrDigest);
+  let manifest = parseManifest(got.body, got.mediaType);
+  const manifestDigest = got.digest;
+  if (manifest.kind === 'index') {
+    const chosen = selectPlatform(manifest.manifests, platform);
+    if (!chosen) throw new NotFound(`no matching manifest for ${formatPlatform(platform)} in the manifest list entries`);
+    got = await registry.getManifest(chosen.digest);
+    manifest = parseManifest(got.body, got.mediaType);
+    if (manifest.kind !== 'image') throw new InvalidParameter(`manifest list entry ${chosen.digest} is not an image manifest`);
+  }
+  const config = await registry.fetchBlob(manifest.config.digest, MAX_CONFIG);
+  const diffIds = diffIdsOf(config);
+  if (diffIds.length !== manifest.layers.length) {
+    throw new InvalidParameter(`image config lists ${diffIds.length} layers but the manifest has ${manifest.layers.length}`);
+  }
+  for (const l of manifest.layers) {
+    const c = layerCompression(l.mediaType);
+    if (c === 'zstd') throw new InvalidParameter(`unsupported layer compression zstd (${l.digest}): skiff reads gzip and uncompressed layers`);
+  }
+  return { ref, manifestDigest, config, layers: manifest.layers, diffIds, chainIds: chainIdsOf(diffIds) };
+}
+
+/** Refuses early when what must be downloaded cannot fit on the data root. */
+export async function checkSpace(ctx: PullContext, plan: PullPlan): Promise<void> {
+  const missing = plan.layers.filter((_, i) => !ctx.layers.get(plan.chainIds[i] as string));
+  // Unpacked layers are at least as big as their compressed blobs: a hard lower bound.
+  const need = missing.reduce((n, l) => n + l.size, 0);
+  const st = await statfs(ctx.dataRoot);
+  const free = st.bavail * st.bsize;
+  if (need > free) {
+    throw new SystemError(
+      `not enough space on ${ctx.dataRoot} to pull ${familiarString(plan.ref)}: needs at least ${need} bytes, ${free} available`,
+    );
+  }
+}
+
+const inflight = new Map<string, Promise<void>>();
+
+export async function runPull(registry: Registry, ctx: PullContext, plan: PullPlan, emit: PullListener, signal?: AbortSignal): Promise<StoredImage> {
+  const throttle = new Throttle();
+  const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
+  const totals = { current: 0, total: 0 };
+  const todo: number[] = [];
+  plan.layers.forEach((l, i) => {
+    if (ctx.layers.get(plan.chainIds[i] as string)) emit({ kind: 'layer', id: short(l.digest), status: 'Already exists' });
+    else {
+      todo.push(i);
+      totals.total += l.size;
+      emit({ kind: 'layer', id: short(l.digest), status: 'Pulling fs layer' });
+    }
+  });
+  const emitTotal = (final = false) => {
+    if (throttle.due('Total', final)) emit({ kind: 'total', current: totals.current, total: totals.total });
+  };
+
+  async function pullLayer(i: number): Promise<void> {
+    const desc = plan.layers[i] as Descriptor;
+    const chainId = plan.chainIds[i] as string;
+    const id = short(desc.digest);
+    // The same layer pulled by two images at once is downloaded once.
+    const running = inflight.get(chainId);
+    if (running) {
+      emit({ kind: 'layer', id, status: 'Waiting' });
+      await running;
+      emit({ kind: 'layer', id, status: 'Already exists' });
+      return;
+    }
+    const job = (async () => {
+      const blobHash = createHash('sha256');
+      let current = 0;
+      const compressed = resumableBlob(
+        { open: (offset) => registry.openBlob(desc.digest, offset) },
+        {
+          attempts: ctx.maxDownloadAttempts,
+          backoffMs: ctx.retryBackoffMs,
+          signal,
+          onRetry: (_n, delay) => {
+            const s = Math.max(1, Math.round(delay / 1000));
+            emit({ kind: 'layer', id, status: `Retrying in ${s} second${s === 1 ? '' : 's'}` as const });
+          },
+        },
+      );
+      async function* counted(): AsyncGenerator<Buffer> {
+        for await (const c of compressed) {
+          blobHash.update(c);
+          current += c.length;
+          totals.current += c.length;
+          if (throttle.due(id)) emit({ kind: 'layer', id, status: 'Downloading', current, total: desc.size });
+          emitTotal();
+          yield c;
+        }
+        if (current !== desc.size) throw new InvalidParameter(`layer ${desc.digest}: got ${current} bytes, the manifest says ${desc.size}`);
+      }
+      const tar = layerCompression(desc.mediaType) === 'gzip' ? gunzipped(counted()) : counted();
+      await applyLayer(ctx.layers, tar, {
+        diffId: plan.diffIds[i] as string,
+        parent: i === 0 ? null : (plan.chainIds[i - 1] as string),
+        beforeCommit: () => {
+          const actual = 'sha256:' + blobHash.digest('hex');
+          if (actual !== desc.digest) {
+            throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}`);
+          }
+        },
+      });
+      emit({ kind: 'layer', id, status: 'Pull complete' });
+    })().catch((err: unknown) => {
+      // A corrupt blob usually shows up as a gzip error before the digest can be checked.
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && code.startsWith('Z_')) {
+        throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}: ${(err as Error).message}`);
+      }
+      throw err;
+    });
+    inflight.set(chainId, job);
+    try {
+      await job;
+    } finally {
+      inflight.delete(chainId);
+    }
+  }
+
+  // A small worker pool: layers are independent directories, so they extract in parallel.
+  const queue = [...todo];
+  let failure: unknown;
+  const workers = Array.from({ length: Math.max(1, Math.min(ctx.maxConcurrentDownloads, queue.length)) }, async () => {
+    for (let i = queue.shift(); i !== undefined && failure === undefined; i = queue.shift()) {
+      try {
+        await pullLayer(i);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+  });
+  await Promise.all(workers);
+  if (failure !== undefined) throw failure;
+  emitTotal(true);
+
+  const image = await ctx.images.put(plan.config);
+  const name = canonicalName(plan.ref);
+  const refs: Array<[string, string]> = [[`${name}@${plan.manifestDigest}`, image.id]];
+  if (!plan.ref.digest) refs.push([canonicalString(plan.ref), image.id]);
+  await ctx.refs.set(refs);
+  return image;
+}
+
+function gunzipped(src: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  const gunzip = createGunzip();
+  // Errors on either side destroy the other; the consumer sees them while iterating.
+  pipeline(Readable.from(src, { objectMode: false }), gunzip, () => undefined);
+  return gunzip;
+}

@@ -1,0 +1,391 @@
+// The image service: names → images, and the image operations the API
+// offers (pull, list, inspect, history, tag, remove, prune) over the stores.
+import { Conflict, InvalidParameter, NotFound } from '../errors.js';
+import type { Filters } from '../api/context.js';
+import { decodeRegistryAuth, type AuthConfig } from '../pull/auth.js';
+import { hostPlatform, parsePlatform, type Platform } from '../pull/platform.js';
+import {
+  canonicalName,
+  canonicalString,
+  familiarString,
+  fromPullQuery,
+  parseReference,
+  withDefaultTag,
+  type Reference,
+} from '../pull/reference.js';
+import type { ImageStore, StoredImage } from '../store/images.js';
+import type { LayerStore } from '../store/layers.js';
+import type { RefStore } from '../store/refs.js';
+import { checkSpace, resolvePull, runPull, type PullContext, type Registry } from './pull.js';
+import type { PullListener } from './progress.js';
+import type { DeleteItem, HistoryItem, ImageInspect, ImageSummary, PruneReport } from './types.js';
+
+export type RegistryFactory = (ref: Reference, auth: AuthConfig | undefined) => Registry & { close(): Promise<void> | void };
+
+export interface ImageServiceOptions {
+  layers: LayerStore;
+  images: ImageStore;
+  refs: RefStore;
+  dataRoot: string;
+  registry: RegistryFactory;
+  maxConcurrentDownloads: number;
+  maxDownloadAttempts: number;
+  retryBackoffMs?: number;
+}
+
+interface ImageConfigJson {
+  architecture?: string;
+  variant?: string;
+  os?: string;
+  'os.version'?: string;
+  created?: string;
+  author?: string;
+  comment?: string;
+  docker_version?: string;
+  container?: string;
+  container_config?: Record<string, unknown>;
+  config?: Record<string, unknown> & { Labels?: Record<string, string> | null };
+  history?: Array<{ created?: string; created_by?: string; empty_layer?: boolean; comment?: string }>;
+}
+
+export interface PreparedPull {
+  /** Familiar name:tag, for the final status line. */
+  name: string;
+  /** Runs the download; events describe progress. */
+  run(emit: PullListener, signal?: AbortSignal): Promise<void>;
+}
+
+export class ImageService {
+  constructor(private readonly o: ImageServiceOptions) {}
+
+  private ctx(): PullContext {
+    return {
+      layers: this.o.layers,
+      images: this.o.images,
+      refs: this.o.refs,
+      dataRoot: this.o.dataRoot,
+      maxConcurrentDownloads: this.o.maxConcurrentDownloads,
+      maxDownloadAttempts: this.o.maxDownloadAttempts,
+      retryBackoffMs: this.o.retryBackoffMs ?? 1000,
+    };
+  }
+
+  /** Everything that can fail with a status code happens here, before any progress is streamed. */
+  async preparePull(fromImage: string, tag: string | undefined, platform: string | undefined, authHeader: string | undefined): Promise<PreparedPull> {
+    if (!fromImage) throw new InvalidParameter('fromImage is required');
+    const ref = fromPullQuery(fromImage, tag);
+    const want: Platform = platform ? parsePlatform(platform) : hostPlatform();
+    const registry = this.o.registry(ref, decodeRegistryAuth(authHeader));
+    let plan;
+    try {
+      plan = await resolvePull(registry, ref, want);
+      await checkSpace(this.ctx(), plan);
+    } catch (err) {
+      await registry.close();
+      throw err;
+    }
+    const name = familiarString(ref);
+    return {
+      name,
+      run: async (emit, signal) => {
+        try {
+          emit({ kind: 'status', id: ref.digest ?? ref.tag ?? 'latest', text: `Pulling from ${ref.path}` });
+          const before = ref.digest ? this.o.refs.get(canonicalString(ref)) ?? this.o.refs.get(`${canonicalName(ref)}@${plan.manifestDigest}`) : this.o.refs.get(canonicalString(ref));
+          const image = await runPull(registry, this.ctx(), plan, emit, signal);
+          emit({ kind: 'status', text: `Digest: ${plan.manifestDigest}` });
+          emit({ kind: 'status', text: before === image.id ? `Status: Image is up to date for ${name}` : `Status: Downloaded newer image for ${name}` });
+        } finally {
+          await registry.close();
+        }
+      },
+    };
+  }
+
+  /** An image by full or short ID, or by reference (tag `latest` implied). */
+  lookup(name: string): StoredImage {
+    const found = this.find(name);
+    if (!found) throw new NotFound(`No such image: ${displayName(name)}`);
+    return found.image;
+  }
+
+  private find(name: string): { image: StoredImage; byRef: string | undefined } | undefined {
+    const id = /^(sha256:)?[0-9a-f]{64}$/.test(name) ? (name.startsWith('sha256:') ? name : `sha256:${name}`) : undefined;
+    if (id) {
+      const image = this.o.images.get(id);
+      return image ? { image, byRef: undefined } : undefined;
+    }
+    let ref: Reference | undefined;
+    try {
+      ref = withDefaultTag(parseReference(name));
+    } catch {
+      ref = undefined;
+    }
+    if (ref) {
+      const key = canonicalString(ref.digest ? { domain: ref.domain, path: ref.path, digest: ref.digest } : ref);
+      const hit = this.o.refs.get(key);
+      const image = hit ? this.o.images.get(hit) : undefined;
+      if (image) return { image, byRef: key };
+    }
+    const prefix = name.replace(/^sha256:/, '');
+    if (/^[0-9a-f]{1,63}$/.test(prefix)) {
+      const matches = this.o.images.list().filter((i) => i.id.slice(7).startsWith(prefix));
+      if (matches.length > 1) throw new InvalidParameter(`multiple IDs found with provided prefix: ${prefix}`);
+      if (matches[0]) return { image: matches[0], byRef: undefined };
+    }
+    return undefined;
+  }
+
+  private familiarRefs(id: string): { tags: string[]; digests: string[] } {
+    const tags: string[] = [];
+    const digests: string[] = [];
+    for (const r of this.o.refs.refsOf(id)) {
+      const ref = parseReference(r);
+      (ref.digest ? digests : tags).push(familiarString(ref));
+    }
+    return { tags, digests };
+  }
+
+  private size(img: StoredImage): number {
+    return img.chainIds.reduce((n, c) => n + (this.o.layers.get(c)?.size ?? 0), 0);
+  }
+
+  list(opts: { all: boolean; filters: Filters }): ImageSummary[] {
+    const f = opts.filters;
+    for (const k of f.keys()) {
+      if (!['reference', 'dangling', 'label', 'before', 'since'].includes(k)) throw new InvalidParameter(`invalid filter '${k}'`);
+    }
+    const dangling = f.get('dangling');
+    if (dangling?.some((v) => !['true', 'false', '1', '0'].includes(v))) {
+      throw new InvalidParameter(`invalid filter 'dangling=${dangling.join(',')}'`);
+    }
+    const createdOf = (name: string) => created(this.lookup(name));
+    const before = f.get('before')?.map(createdOf);
+    const since = f.get('since')?.map(createdOf);
+    const out: ImageSummary[] = [];
+    for (const img of this.o.images.list()) {
+      const cfg = parseConfig(img);
+      const { tags, digests } = this.familiarRefs(img.id);
+      if (dangling?.length) {
+        const want = dangling[0] === 'true' || dangling[0] === '1';
+        if (want !== (tags.length === 0)) continue;
+      }
+      const labels = cfg.config?.Labels ?? null;
+      if (f.get('label')?.some((l) => !labelMatches(labels, l))) continue;
+      const c = created(img);
+      if (before?.some((b) => c >= b)) continue;
+      if (since?.some((s) => c <= s)) continue;
+      let shownTags = tags;
+      const refFilter = f.get('reference');
+      if (refFilter?.length) {
+        shownTags = tags.filter((t) => refFilter.some((p) => referenceMatches(p, t)));
+        if (shownTags.length === 0 && !digests.some((d) => refFilter.some((p) => referenceMatches(p, d)))) continue;
+      }
+      const size = this.size(img);
+      out.push({
+        Id: img.id,
+        ParentId: '',
+        RepoTags: shownTags,
+        RepoDigests: digests,
+        Created: c,
+        Size: size,
+        VirtualSize: size,
+        SharedSize: -1,
+        Labels: labels,
+        Containers: -1,
+      });
+    }
+    return out.sort((a, b) => b.Created - a.Created);
+  }
+
+  inspect(name: string): ImageInspect {
+    const img = this.lookup(name);
+    const cfg = parseConfig(img);
+    const { tags, digests } = this.familiarRefs(img.id);
+    const size = this.size(img);
+    const dirs = img.chainIds.map((c) => this.o.layers.diffDir(c)).reverse();
+    const out: ImageInspect = {
+      Id: img.id,
+      RepoTags: tags,
+      RepoDigests: digests,
+      Parent: '',
+      Comment: cfg.comment ?? '',
+      Created: cfg.created ?? new Date(0).toISOString(),
+      Container: cfg.container ?? '',
+      ContainerConfig: cfg.container_config ?? {},
+      DockerVersion: cfg.docker_version ?? '',
+      Author: cfg.author ?? '',
+      Config: cfg.config ?? null,
+      Architecture: cfg.architecture ?? '',
+      Os: cfg.os ?? '',
+      Size: size,
+      VirtualSize: size,
+      GraphDriver: {
+        Name: 'overlay2',
+        Data: dirs.length > 1 ? { LowerDir: dirs.slice(1).join(':'), UpperDir: dirs[0] as string } : dirs.length === 1 ? { UpperDir: dirs[0] as string } : {},
+      },
+      RootFS: { Type: 'layers', Layers: img.diffIds },
+      Metadata: { LastTagTime: img.meta.lastTagTime ? new Date(img.meta.lastTagTime).toISOString() : '0001-01-01T00:00:00Z' },
+    };
+    if (cfg.variant) out.Variant = cfg.variant;
+    if (cfg['os.version']) out.OsVersion = cfg['os.version'];
+    return out;
+  }
+
+  history(name: string): HistoryItem[] {
+    const img = this.lookup(name);
+    const cfg = parseConfig(img);
+    const hist = cfg.history ?? img.diffIds.map(() => ({}) as NonNullable<ImageConfigJson['history']>[number]);
+    let layer = 0;
+    const items = hist.map((h) => {
+      const size = h.empty_layer ? 0 : (this.o.layers.get(img.chainIds[layer++] ?? '')?.size ?? 0);
+      return {
+        Id: '<missing>',
+        Created: h.created ? Math.floor(Date.parse(h.created) / 1000) : 0,
+        CreatedBy: h.created_by ?? '',
+        Tags: null as string[] | null,
+        Size: size,
+        Comment: h.comment ?? '',
+      };
+    });
+    items.reverse();
+    if (items[0]) {
+      items[0].Id = img.id;
+      const { tags } = this.familiarRefs(img.id);
+      items[0].Tags = tags.length ? tags : null;
+    }
+    return items;
+  }
+
+  async tag(name: string, repo: string, tag: string | undefined): Promise<void> {
+    const img = this.lookup(name);
+    if (!repo) throw new InvalidParameter('repository name must have at least one component');
+    let ref = parseReference(repo);
+    if (ref.digest) throw new InvalidParameter('refusing to create a tag with a digest reference');
+    if (tag) {
+      const t = parseReference(`${canonicalName(ref)}:${tag}`);
+      ref = t;
+    }
+    ref = withDefaultTag(ref);
+    await this.o.refs.set([[canonicalString(ref), img.id]]);
+    img.meta.lastTagTime = Date.now();
+  }
+
+  async remove(name: string, opts: { force: boolean; noprune: boolean }): Promise<DeleteItem[]> {
+    const found = this.find(name);
+    if (!found) throw new NotFound(`No such image: ${displayName(name)}`);
+    const { image, byRef } = found;
+    const out: DeleteItem[] = [];
+    const refs = this.o.refs.refsOf(image.id);
+    const tagRefs = refs.filter((r) => !r.includes('@'));
+    if (byRef) {
+      await this.o.refs.delete(byRef);
+      out.push({ Untagged: familiarString(parseReference(byRef)) });
+      const left = this.o.refs.refsOf(image.id);
+      if (left.some((r) => !r.includes('@'))) return out;
+      // Only digest references left: they go with the last tag, like dockerd.
+      for (const r of left) {
+        await this.o.refs.delete(r);
+        out.push({ Untagged: familiarString(parseReference(r)) });
+      }
+    } else {
+      if (tagRefs.length > 1 && !opts.force) {
+        throw new Conflict(`conflict: unable to delete ${image.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
+      }
+      for (const r of refs) {
+        await this.o.refs.delete(r);
+        out.push({ Untagged: familiarString(parseReference(r)) });
+      }
+    }
+    out.push(...(await this.deleteImage(image, opts.noprune)));
+    return out;
+  }
+
+  private async deleteImage(image: StoredImage, noprune: boolean): Promise<DeleteItem[]> {
+    const out: DeleteItem[] = [];
+    await this.o.images.delete(image.id);
+    out.push({ Deleted: image.id });
+    if (noprune) return out;
+    for (const chainId of this.o.images.unusedLayers()) {
+      await this.o.layers.remove(chainId);
+      out.push({ Deleted: chainId });
+    }
+    return out;
+  }
+
+  async prune(filters: Filters): Promise<PruneReport> {
+    for (const k of filters.keys()) if (!['dangling', 'label', 'until'].includes(k)) throw new InvalidParameter(`invalid filter '${k}'`);
+    const danglingOnly = !(filters.get('dangling') ?? ['true']).some((v) => v === 'false' || v === '0');
+    const deleted: DeleteItem[] = [];
+    let reclaimed = 0;
+    for (const img of this.o.images.list()) {
+      const tagged = this.o.refs.refsOf(img.id).some((r) => !r.includes('@'));
+      if (danglingOnly && tagged) continue;
+      const labels = parseConfig(img).config?.Labels ?? null;
+      if (filters.get('label')?.some((l) => !labelMatches(labels, l))) continue;
+      const before = this.o.layers.list().reduce((n, l) => n + l.size, 0);
+      for (const r of this.o.refs.refsOf(img.id)) {
+        await this.o.refs.delete(r);
+        deleted.push({ Untagged: familiarString(parseReference(r)) });
+      }
+      deleted.push(...(await this.deleteImage(img, false)));
+      reclaimed += before - this.o.layers.list().reduce((n, l) => n + l.size, 0);
+    }
+    return { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed };
+  }
+
+  /** Sum of all layers' sizes, for /system/df. */
+  layersSize(): number {
+    return this.o.layers.list().reduce((n, l) => n + l.size, 0);
+  }
+
+  count(): number {
+    return this.o.images.list().length;
+  }
+
+  /** Rebuilds every layer's tar and compares it with its DiffID. */
+  async check(): Promise<Array<{ chainId: string; diffId: string; ok: boolean; actual: string }>> {
+    const out = [];
+    for (const l of this.o.layers.list()) out.push({ chainId: l.chainId, diffId: l.diffId, ...(await this.o.layers.verify(l.chainId)) });
+    return out;
+  }
+}
+
+function displayName(name: string): string {
+  try {
+    return familiarString(withDefaultTag(parseReference(name)));
+  } catch {
+    return name;
+  }
+}
+
+function parseConfig(img: StoredImage): ImageConfigJson {
+  return JSON.parse(img.config.toString('utf8')) as ImageConfigJson;
+}
+
+function created(img: StoredImage): number {
+  const c = parseConfig(img).created;
+  return c ? Math.floor(Date.parse(c) / 1000) : 0;
+}
+
+function labelMatches(labels: Record<string, string> | null, filter: string): boolean {
+  const i = filter.indexOf('=');
+  const key = i === -1 ? filter : filter.slice(0, i);
+  if (!labels || !(key in labels)) return false;
+  return i === -1 || labels[key] === filter.slice(i + 1);
+}
+
+/** Docker's reference filter: a shell glob over the familiar name[:tag]. */
+function referenceMatches(pattern: string, ref: string): boolean {
+  const re = new RegExp(
+    '^' +
+      pattern
+        .split('')
+        .map((ch) => (ch === '*' ? '[^/]*' : ch === '?' ? '[^/]' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+        .join('') +
+      '$',
+  );
+  if (re.test(ref)) return true;
+  // `busybox` also matches `busybox:latest`.
+  const name = ref.replace(/[:@].*$/, '');
+  return re.test(name);
+}
