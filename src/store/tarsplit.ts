@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createGunzip, createGzip } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
 import { SystemError } from '../errors.js';
 
 /** A segment of raw bytes, or `n` bytes of content from the file at `p`. */
@@ -17,14 +18,22 @@ export class TarSplitWriter {
   private readonly gz = createGzip({ level: 6 });
   private readonly out;
   private k = 0;
+  /** A write error (ENOSPC...) is kept and reported by the next call, never thrown as an event. */
+  private failed: Error | undefined;
 
   constructor(path: string) {
     this.out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+    this.out.on('error', (e) => (this.failed ??= e));
+    this.gz.on('error', (e) => (this.failed ??= e));
     this.gz.pipe(this.out);
   }
 
   private async line(rec: SplitRecord): Promise<void> {
-    if (!this.gz.write(JSON.stringify(rec) + '\n')) await once(this.gz, 'drain');
+    if (this.failed) throw this.failed;
+    if (!this.gz.write(JSON.stringify(rec) + '\n')) {
+      await Promise.race([once(this.gz, 'drain'), once(this.out, 'close')]);
+      if (this.failed) throw this.failed;
+    }
   }
 
   segment(raw: Buffer): Promise<void> {
@@ -39,11 +48,14 @@ export class TarSplitWriter {
   }
 
   async close(): Promise<void> {
+    if (this.failed) throw this.failed;
     this.gz.end();
-    await once(this.out, 'close');
+    await finished(this.out);
+    if (this.failed) throw this.failed;
   }
 
   destroy(): void {
+    this.gz.unpipe(this.out);
     this.gz.destroy();
     this.out.destroy();
   }

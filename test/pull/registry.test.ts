@@ -271,14 +271,14 @@ test('stalled body: destroyed with a timeout error after readTimeoutMs', async (
 });
 
 test('a slow consumer is not a stall', async () => {
-  const b = await client(reg.host, 'test/app', { readTimeoutMs: 150 }).openBlob(bigDigest, 0);
+  const b = await client(reg.host, 'test/app', { readTimeoutMs: 300 }).openBlob(bigDigest, 0);
   const chunks: Buffer[] = [];
   let first = true;
   for await (const c of b.body) {
     chunks.push(c as Buffer);
     if (first) {
       first = false;
-      await new Promise((r) => setTimeout(r, 400)); // far longer than readTimeoutMs
+      await new Promise((r) => setTimeout(r, 900)); // far longer than readTimeoutMs
     }
   }
   assert.deepEqual(Buffer.concat(chunks), big);
