@@ -1,5 +1,4 @@
 import { buildConfig, DEFAULT_CONFIG_FILE, parseAddRuntime, parseKeyValues, readConfigFile, type FlagSettings } from '../../daemon/config.js';
-import { runDaemon } from '../../daemon/daemon.js';
 import { SkiffError } from '../../errors.js';
 import { createLogger, type LogLevel } from '../../log/logger.js';
 import { EXIT, type Command } from '../command.js';
@@ -60,6 +59,9 @@ export const daemonCommand: Command = {
       const file = readConfigFile(path, explicit);
       const config = buildConfig(flagSettings(f), file, path);
       const logger = createLogger(config.logLevel);
+      // Loaded on demand: the daemon's modules (undici above all) would
+      // otherwise slow every client command's start-up.
+      const { runDaemon } = await import('../../daemon/daemon.js');
       return await runDaemon({ config, logger, groupExplicit: f.given.has('group') || file?.group !== undefined });
     } catch (err) {
       // Start-up failures are reported as one fatal log line, as init
