@@ -2,6 +2,7 @@
 // HTTP to these calls and never touches the host or the data root itself.
 import type { SystemInfo, VersionInfo } from '../system/info.js';
 import type { PullListener } from '../images/progress.js';
+import type { AuthConfig } from '../pull/auth.js';
 import type { DeleteItem, HistoryItem, ImageInspect, ImageSummary, PruneReport } from '../images/types.js';
 import type { Filters } from './context.js';
 
@@ -25,6 +26,7 @@ export interface ImagesBackend {
   remove(name: string, opts: { force: boolean; noprune: boolean }): Promise<DeleteItem[]>;
   prune(filters: Filters): Promise<PruneReport>;
   layersSize(): number;
+  login(auth: AuthConfig): Promise<{ Status: string; IdentityToken: string }>;
   /** skiff's own: every layer's tar rebuilt and compared with its DiffID. */
   check(): Promise<Array<{ chainId: string; diffId: string; ok: boolean; actual: string }>>;
 }

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { statfs } from 'node:fs/promises';
 import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { InvalidParameter, NotFound, SystemError } from '../errors.js';
+import { errnoCode, InvalidParameter, NotFound, SystemError } from '../errors.js';
 import { layerCompression, parseManifest, type Descriptor } from '../pull/manifest.js';
 import { formatPlatform, selectPlatform, type Platform } from '../pull/platform.js';
 import { canonicalName, canonicalString, familiarString, type Reference } from '../pull/reference.js';
@@ -160,6 +160,10 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'string' && code.startsWith('Z_')) {
         throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}: ${(err as Error).message}`);
+      }
+      // A full data root: say so, and which layer, instead of a bare "ENOSPC: ..., write".
+      if (errnoCode(err) === 'ENOSPC') {
+        throw new SystemError(`no space left on device while extracting layer ${desc.digest} (ENOSPC)`, { cause: err });
       }
       throw err;
     });

@@ -20,7 +20,10 @@ import { checkSpace, resolvePull, runPull, type PullContext, type Registry } fro
 import type { PullListener } from './progress.js';
 import type { DeleteItem, HistoryItem, ImageInspect, ImageSummary, PruneReport } from './types.js';
 
-export type RegistryFactory = (ref: Reference, auth: AuthConfig | undefined) => Registry & { close(): Promise<void> | void };
+export type RegistryFactory = (
+  ref: Reference,
+  auth: AuthConfig | undefined,
+) => Registry & { close(): Promise<void> | void; login(): Promise<void> };
 
 export interface ImageServiceOptions {
   layers: LayerStore;
@@ -99,6 +102,21 @@ export class ImageService {
         }
       },
     };
+  }
+
+  /** `docker login`: checks the credentials against the registry; nothing is stored by the daemon. */
+  async login(auth: AuthConfig): Promise<{ Status: string; IdentityToken: string }> {
+    const server = (auth.serveraddress ?? '').trim();
+    let host = server.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '');
+    if (host === '' || host === 'index.docker.io' || host === 'registry-1.docker.io') host = 'docker.io';
+    if (!auth.username && !auth.identitytoken && !auth.registrytoken) throw new InvalidParameter('username and password are required');
+    const registry = this.o.registry({ domain: host, path: '' }, auth);
+    try {
+      await registry.login();
+    } finally {
+      await registry.close();
+    }
+    return { Status: 'Login Succeeded', IdentityToken: '' };
   }
 
   /** An image by full or short ID, or by reference (tag `latest` implied). */

@@ -214,7 +214,8 @@ export class RegistryClient {
     this.name = { domain: name.domain, path: name.path };
     this.opts = opts;
     this.readTimeoutMs = opts.readTimeoutMs ?? 30_000;
-    this.scope = `repository:${name.path}:pull`;
+    // No repository (docker login): the token is asked for without a scope.
+    this.scope = name.path ? `repository:${name.path}:pull` : '';
     this.agent = this.makeAgent(true);
     this.auth = new Authenticator({
       auth: opts.auth,
@@ -247,6 +248,21 @@ export class RegistryClient {
     }
     const host = hub ? HUB_ORIGIN : name.domain;
     this.endpoints.push({ label: host, host, mirror: false, base: undefined, insecureTls: false, challenges: [], ready: undefined, down: false });
+  }
+
+  /**
+   * Checks credentials the way `docker login` does: an authorized GET /v2/
+   * on the registry itself (never a mirror).
+   */
+  async login(): Promise<void> {
+    const ep = this.endpoints[this.endpoints.length - 1] as Endpoint;
+    const sent = await this.send(ep, '/v2/', {}, false);
+    const status = sent.res.statusCode;
+    await sent.res.body.dump().catch(() => {});
+    if (status === 401 || status === 403) {
+      throw new Unauthorized(`Get "${sent.url}": unauthorized: incorrect username or password`);
+    }
+    if (status >= 400) throw new Unavailable(`Get "${sent.url}": received unexpected HTTP status: ${status}`);
   }
 
   /** Token requests sent so far (tests, debug logs). */

@@ -27,7 +27,7 @@ export async function applyLayer(store: LayerStore, tar: AsyncIterable<Buffer>, 
       }
     }
     const { entries, trailer } = readTar(hashed());
-    const stats = await extractLayer(entries, { diffDir: tx.diffDir, keepDir: tx.keepDir }, tx.split, new SpecialFiles());
+    const stats = await extractLayer(entries, { diffDir: tx.diffDir, keepDir: tx.keepDir, pacer: tx.pacer }, tx.split, new SpecialFiles());
     await tx.split.segment(trailer());
     const actual = 'sha256:' + hash.digest('hex');
     if (actual !== opts.diffId) {

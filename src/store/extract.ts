@@ -12,8 +12,10 @@ import type { TarSplitWriter } from './tarsplit.js';
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
-/** Bounded dirty page cache: flush a file's data every this many bytes (balenaEngine uses 2 MiB). */
-export const WRITEBACK_EVERY = 2 * 1024 * 1024;
+/** File content is gathered up to this much before one writev. */
+const WRITE_BATCH = 1024 * 1024;
+/** The process umask, read once: permission bits it would strip need an explicit chmod. */
+const UMASK = process.umask();
 
 type Kind = 'dir' | 'file' | 'symlink' | 'other' | 'whiteout';
 
@@ -22,10 +24,15 @@ export interface ExtractTarget {
   diffDir: string;
   /** Where bytes of files overwritten later in the same tar are kept (for the rebuild). */
   keepDir: string;
+  /** Told about every byte written, to keep dirty page cache bounded. */
+  pacer?: { wrote(bytes: number): Promise<void> };
 }
 
 export interface ExtractStats {
-  /** Bytes of file content written. */
+  /**
+   * The layer's size as Docker counts it (du of the diff without directories:
+   * regular files once per inode, plus symlink target lengths).
+   */
   contentBytes: number;
   entries: number;
   superseded: Record<string, string>;
@@ -53,6 +60,8 @@ export async function extractLayer(
   const kinds = new Map<string, Kind>([['', 'dir']]);
   const dirTimes: Array<[string, number]> = [];
   const lastContent = new Map<string, number>();
+  /** Bytes each path adds to the size, so a replaced path stops counting. */
+  const sizes = new Map<string, number>();
   const stats: ExtractStats = { contentBytes: 0, entries: 0, superseded: {} };
   const abs = (rel: string) => (rel === '' ? target.diffDir : posix.join(target.diffDir, rel));
 
@@ -74,9 +83,17 @@ export async function extractLayer(
     if (k === undefined) return;
     if (k === 'dir' && next === 'dir') return;
     if (k === 'whiteout') special.forget(abs(rel));
+    stats.contentBytes -= sizes.get(rel) ?? 0;
+    sizes.delete(rel);
     if (k === 'dir') {
       await fs.rm(abs(rel), { recursive: true, force: true });
       for (const key of [...kinds.keys()]) if (key.startsWith(rel + '/')) kinds.delete(key);
+      for (const [key, n] of [...sizes]) {
+        if (key.startsWith(rel + '/')) {
+          stats.contentBytes -= n;
+          sizes.delete(key);
+        }
+      }
     } else if (k === 'file' && lastContent.has(rel)) {
       // The earlier content is part of the original tar: keep it for the rebuild.
       const rec = lastContent.get(rel) as number;
@@ -139,10 +156,11 @@ export async function extractLayer(
       case 'file': {
         await clear(rel, 'file');
         const k = h.size > 0 ? await split.content(rel, h.size) : undefined;
-        stats.contentBytes += await writeFile(path, entry, h);
+        const n = await writeFile(path, entry, h, target.pacer);
+        stats.contentBytes += n;
+        sizes.set(rel, n);
         kinds.set(rel, 'file');
         if (k !== undefined) lastContent.set(rel, k);
-        await applyMeta(path, h, false);
         break;
       }
       case 'symlink': {
@@ -150,6 +168,8 @@ export async function extractLayer(
         await clear(rel, 'symlink');
         await fs.symlink(h.linkname, path);
         kinds.set(rel, 'symlink');
+        sizes.set(rel, Buffer.byteLength(h.linkname));
+        stats.contentBytes += Buffer.byteLength(h.linkname);
         await applyMeta(path, h, true);
         break;
       }
@@ -192,30 +212,56 @@ async function drainEmpty(entry: TarEntry): Promise<void> {
   for await (const _ of entry.body) void _;
 }
 
-async function writeFile(path: string, entry: TarEntry, h: TarHeader): Promise<number> {
-  const fh = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+/** Writes a regular file with its metadata in as few calls as possible: small files are the common case. */
+async function writeFile(path: string, entry: TarEntry, h: TarHeader, pacer: ExtractTarget['pacer']): Promise<number> {
+  const mode = h.mode & 0o7777;
+  const fh = await fs.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   let written = 0;
-  let sinceSync = 0;
   try {
-    for await (const chunk of entry.body) {
-      let off = 0;
-      while (off < chunk.length) {
-        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off);
-        off += bytesWritten;
+    let batch: Buffer[] = [];
+    let batched = 0;
+    const flush = async () => {
+      let bufs = batch;
+      batch = [];
+      batched = 0;
+      while (bufs.length > 0) {
+        const { bytesWritten } = await fh.writev(bufs);
+        bufs = advance(bufs, bytesWritten);
       }
+    };
+    for await (const chunk of entry.body) {
+      batch.push(chunk);
+      batched += chunk.length;
       written += chunk.length;
-      sinceSync += chunk.length;
-      if (sinceSync >= WRITEBACK_EVERY) {
-        // Node has no sync_file_range; fdatasync bounds dirty pages the same way.
-        await fh.datasync();
-        sinceSync = 0;
+      if (batched >= WRITE_BATCH) {
+        const n = batched;
+        await flush();
+        await pacer?.wrote(n);
       }
     }
+    if (batched > 0) {
+      const n = batched;
+      await flush();
+      await pacer?.wrote(n);
+    }
     if (written !== h.size) throw new InvalidParameter(`archive/tar: short file content for ${h.name}`);
+    // The file was created by root with the wanted mode; only what differs needs a call.
+    if (h.uid !== 0 || h.gid !== 0) await fh.chown(h.uid, h.gid);
+    if ((mode & UMASK) !== 0 || h.uid !== 0 || h.gid !== 0) await fh.chmod(mode);
+    await fh.utimes(h.mtime, h.mtime);
   } finally {
     await fh.close();
   }
   return written;
+}
+
+/** Drops `n` written bytes from the front of a buffer list. */
+function advance(bufs: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < bufs.length && n >= (bufs[i] as Buffer).length) n -= (bufs[i++] as Buffer).length;
+  const rest = bufs.slice(i);
+  if (n > 0 && rest[0]) rest[0] = rest[0].subarray(n);
+  return rest;
 }
 
 async function applyMeta(path: string, h: TarHeader, isLink: boolean): Promise<void> {

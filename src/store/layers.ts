@@ -17,6 +17,7 @@ import type { Logger } from '../log/logger.js';
 import { fsyncDir, writeFileDurable, isDurableTemp } from './durable.js';
 import { syncFilesystem } from './syncfs.js';
 import { rebuildTar, TarSplitWriter } from './tarsplit.js';
+import { WritebackPacer } from './writeback.js';
 
 export interface LayerRecord {
   chainId: string;
@@ -32,6 +33,8 @@ export interface LayerTx {
   cacheId: string;
   diffDir: string;
   keepDir: string;
+  /** Shared by every extraction of this store: bounds dirty page cache. */
+  pacer: WritebackPacer;
   split: TarSplitWriter;
   commit(diffId: string, parent: string | null, size: number, superseded: Record<string, string>): Promise<LayerRecord>;
   abort(): Promise<void>;
@@ -51,8 +54,10 @@ export class LayerStore {
   private readonly overlay: string;
   private readonly db: string;
   private readonly tmp: string;
+  private readonly pacer: WritebackPacer;
 
   private constructor(root: string, private readonly logger: Logger) {
+    this.pacer = new WritebackPacer(root);
     this.overlay = join(root, 'overlay2');
     this.db = join(root, 'layerdb');
     this.tmp = join(root, 'layerdb', 'tmp');
@@ -141,12 +146,14 @@ export class LayerStore {
       cacheId,
       diffDir,
       keepDir: join(dir, 'kept'),
+      pacer: this.pacer,
       split,
       abort,
       commit: async (diffId, parent, size, superseded) => {
         const chainId = chainIdOf(parent, diffId);
         try {
           await split.close();
+          await this.pacer.idle();
           await syncFilesystem(diffDir);
           const existing = this.records.get(chainId);
           if (existing) {

@@ -70,7 +70,7 @@ describe('images from a real registry', () => {
     assert.deepEqual(ins.RootFS.Layers, [base.diffId, app.diffId]);
     assert.deepEqual(ins.RepoDigests, [`${reg.host}/test/app@${img.manifestDigest}`]);
     assert.equal(ins.Architecture, 'amd64');
-    assert.equal(ins.Size, busybox.length + 30 + 3 + 4 + 2_500_000);
+    assert.equal(ins.Size, busybox.length + 30 + 3 + 4 + 2_500_000 + '/bin/sh'.length);
 
     const check = await run(SKIFF, ['-H', d.host, 'check']);
     assert.equal(check.code, 0, check.stdout + check.stderr);

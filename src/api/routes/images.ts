@@ -1,7 +1,8 @@
 import type { PullEvent } from '../../images/progress.js';
-import { messageOf, NotImplemented } from '../../errors.js';
+import { InvalidParameter, messageOf, NotImplemented } from '../../errors.js';
 import type { ImagesBackend } from '../backend.js';
-import { boolValue, parseFilters } from '../context.js';
+import { boolValue, jsonBody, parseFilters } from '../context.js';
+import type { AuthConfig } from '../../pull/auth.js';
 import { JsonMessageWriter, progressMessage, type JsonMessage } from '../jsonstream.js';
 import { sendJSON, sendStatus } from '../respond.js';
 import type { Router } from '../router.js';
@@ -63,6 +64,18 @@ export function imageRoutes(router: Router, images: ImagesBackend): void {
   });
   router.delete('/images/(?<name>.+)', async (ctx) => {
     sendJSON(ctx.res, 200, await images.remove(ctx.params.name as string, { force: boolValue(ctx.query, 'force'), noprune: boolValue(ctx.query, 'noprune') }));
+  });
+  router.post('/auth', async (ctx) => {
+    const body = await jsonBody(ctx);
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidParameter('invalid JSON: expected an object');
+    const b = body as Record<string, unknown>;
+    const str = (k: string) => (typeof b[k] === 'string' ? (b[k] as string) : undefined);
+    const auth: AuthConfig = {};
+    for (const k of ['username', 'password', 'auth', 'serveraddress', 'identitytoken', 'registrytoken'] as const) {
+      const v = str(k);
+      if (v !== undefined) auth[k] = v;
+    }
+    sendJSON(ctx.res, 200, await images.login(auth));
   });
   router.post('/skiff/check', async (ctx) => sendJSON(ctx.res, 200, await images.check()));
   router.get('/system/df', (ctx) => {

@@ -1,0 +1,919 @@
+#!/usr/bin/env node
+// Pull of a multi-MB image from a loopback registry: skiff against dockerd
+// (+ its containerd) and skopeo. Plain Node, only undici and tar-stream from
+// node_modules; run as root from anywhere:
+//
+//   node bench/pull.mjs [--runs 5] [--bin dist/skiff-linux-x64] [--peers skiff,dockerd,skopeo]
+//
+// Prints a table and writes the figures to bench/results/pull.json.
+// See bench/README.md for what each figure means and how it is measured.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import tarStream from 'tar-stream';
+import { request } from 'undici';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const { values: opts } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    bin: { type: 'string', default: path.join(ROOT, 'dist', 'skiff-linux-x64') },
+    peers: { type: 'string', default: 'skiff,dockerd,skopeo' },
+    docker: { type: 'string' },
+    out: { type: 'string', default: path.join(ROOT, 'bench', 'results', 'pull.json') },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (opts.help) {
+  console.log('usage: node bench/pull.mjs [--runs N] [--bin path/to/skiff-linux-x64] [--peers skiff,dockerd,skopeo] [--docker path/to/docker-cli] [--out file.json]');
+  process.exit(0);
+}
+const RUNS = Number(opts.runs);
+const SEA = path.resolve(opts.bin);
+const WANTED = new Set(opts.peers.split(',').map((s) => s.trim()).filter(Boolean));
+const OUT = path.resolve(opts.out);
+const RSS_EVERY_MS = 20;
+const DIRTY_EVERY_MS = 50;
+const TREE_EVERY_MS = 100;
+const SETTLE_MS = 1000;
+const TARGETS = { wallVsDockerd: 0.8, rssMB: 80, writtenPerStored: 1.05, dirtyMiB: 8 };
+
+if (!Number.isInteger(RUNS) || RUNS < 1) {
+  console.error('--runs must be a positive integer');
+  process.exit(2);
+}
+if (process.getuid?.() !== 0) {
+  console.error('run this as root: it starts daemons, drops the page cache and reads /proc/<pid>/io');
+  process.exit(2);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const round = (x, digits = 1) => (x === undefined || Number.isNaN(x) ? undefined : Math.round(x * 10 ** digits) / 10 ** digits);
+const MB = 1e6;
+const MiB = 2 ** 20;
+const which = (...cands) => cands.find((c) => c && existsSync(c));
+const sha256 = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+// ---------------------------------------------------------------------------
+// cleanup: every process and temp dir this script makes is registered here
+// ---------------------------------------------------------------------------
+// A short base path: unix socket paths must stay under 108 bytes.
+const TMP = mkdtempSync(path.join('/tmp', 'skpb-'));
+const procs = new Set(); // ChildProcess objects still running
+let cleaning;
+let aborted = false;
+
+function mountsUnder(dir) {
+  const out = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const mp = line.split(' ')[4];
+    if (mp && (mp === dir || mp.startsWith(dir + '/'))) out.push(mp.replace(/\\040/g, ' '));
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+function unmountUnder(dir) {
+  for (const mp of mountsUnder(dir)) spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
+}
+
+async function stopProc(child, graceMs = 15_000) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    procs.delete(child);
+    return;
+  }
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await done;
+  clearTimeout(t);
+  procs.delete(child);
+}
+
+async function cleanup() {
+  cleaning ??= (async () => {
+    // Newest first: dockerd before its containerd, daemons before the registry.
+    for (const c of [...procs].reverse()) await stopProc(c, 5000);
+    unmountUnder(TMP);
+    rmSync(TMP, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+process.on('exit', () => {
+  for (const c of procs) c.kill('SIGKILL');
+  if (existsSync(TMP)) {
+    unmountUnder(TMP);
+    rmSync(TMP, { recursive: true, force: true });
+  }
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    aborted = true;
+    console.error(`\n${sig}: stopping everything this benchmark started...`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+/** Spawns a long-running helper in its own process group (Ctrl-C reaches only us), logging to a buffer. */
+function startProc(cmd, args, env) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: env ?? process.env });
+  procs.add(child);
+  let log = '';
+  const keep = (d) => {
+    log += d;
+    if (log.length > 200_000) log = log.slice(-100_000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.on('exit', () => procs.delete(child));
+  child.on('error', (e) => keep(`spawn error: ${e.message}\n`));
+  return { child, log: () => log };
+}
+
+function run(cmd, args, options = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', (e) => resolve({ code: -1, out: `${out}${e.message}`, pid: child.pid }));
+    child.on('exit', (code, signal) => resolve({ code: code ?? signal, out, pid: child.pid }));
+  });
+}
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function pingUnix(socketPath) {
+  return new Promise((resolve) => {
+    const req = httpRequest({ socketPath, path: '/_ping', headers: { Host: 'docker' }, agent: false, timeout: 2000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200));
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/** Polls until check() holds; if the process exits or time runs out, stops it and throws with its log. */
+async function waitFor(what, check, proc, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null || Date.now() > deadline) {
+      await stopProc(proc.child, 2000);
+      throw new Error(`${what} did not come up:\n${proc.log().slice(-3000)}`);
+    }
+    await sleep(25);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// the image: 2 deterministic layers, ~61 MB of tar, ~21 MB of gzip
+// ---------------------------------------------------------------------------
+/** Deterministic pseudo-random bytes (shake256 of a seed). */
+const prng = (n, seed) => createHash('shake256', { outputLength: n }).update(seed).digest();
+
+/** Bytes from an 8-symbol alphabet: random-looking but compressible to about 45 %. */
+function binaryish(n, seed) {
+  const b = prng(n, seed);
+  for (let i = 0; i < n; i++) b[i] = 0x30 + (b[i] & 0x07);
+  return b;
+}
+
+const WORDS = (() => {
+  const r = prng(2500, 'skiff-bench-words');
+  const letters = 'etaoinshrdlucmfwypvbgkqjxz';
+  const words = [];
+  for (let i = 0; i < r.length; i += 5) {
+    const len = 2 + (r[i] % 8);
+    let w = '';
+    for (let j = 0; j < len; j++) w += letters[(r[(i + j + 1) % r.length] * 7 + j) % (j % 2 ? 26 : 9)];
+    words.push(w);
+  }
+  return words; // 500 words
+})();
+
+/** Text-like bytes: lines of pseudo-randomly chosen words, like logs or source. */
+function textish(n, seed) {
+  const r = prng(Math.ceil(n / 3) + 16, seed);
+  const parts = [];
+  let size = 0;
+  let k = 0;
+  let col = 0;
+  while (size < n) {
+    const w = WORDS[((r[k % r.length] << 8) | r[(k + 1) % r.length]) % WORDS.length];
+    k += 2;
+    const sep = col > 60 ? '\n' : ' ';
+    col = sep === '\n' ? 0 : col + w.length + 1;
+    parts.push(w, sep);
+    size += w.length + 1;
+  }
+  return Buffer.from(parts.join('')).subarray(0, n);
+}
+
+const MTIME = new Date(1_700_000_000_000);
+
+async function makeLayer(entries) {
+  const p = tarStream.pack();
+  const chunks = [];
+  p.on('data', (c) => chunks.push(c));
+  const done = new Promise((resolve, reject) => {
+    p.on('end', resolve);
+    p.on('error', reject);
+  });
+  for (const e of entries) {
+    const header = { name: e.name, type: e.type ?? 'file', mode: e.type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, mtime: MTIME, size: e.data?.length ?? 0 };
+    await new Promise((resolve, reject) => {
+      const cb = (err) => (err ? reject(err) : resolve());
+      if (e.data) p.entry(header, e.data, cb);
+      else p.entry(header, cb);
+    });
+  }
+  p.finalize();
+  await done;
+  const tar = Buffer.concat(chunks);
+  const gz = gzipSync(tar, { level: 6 });
+  return { tar, gz, diffId: sha256(tar), digest: sha256(gz), tarSize: tar.length, size: gz.length, files: entries.filter((e) => e.data).length };
+}
+
+async function buildImage() {
+  // Layer 1 (~21 MB tar): 2400 small files (1-8 KiB, half binary-ish, half text) in 40 directories, plus 4 large binary-ish files.
+  const l1 = [{ name: 'opt/', type: 'directory' }, { name: 'opt/app/', type: 'directory' }, { name: 'opt/app/lib/', type: 'directory' }];
+  const sizes = prng(2400 * 2, 'skiff-bench-sizes');
+  for (let d = 0; d < 40; d++) {
+    l1.push({ name: `opt/app/lib/m${d}/`, type: 'directory' });
+    for (let f = 0; f < 60; f++) {
+      const i = d * 60 + f;
+      const size = 1024 + (((sizes[2 * i] << 8) | sizes[2 * i + 1]) % 7168);
+      const data = i % 2 ? binaryish(size, `small-${i}`) : textish(size, `small-${i}`);
+      l1.push({ name: `opt/app/lib/m${d}/f${f}.${i % 2 ? 'bin' : 'txt'}`, data });
+    }
+  }
+  l1.push({ name: 'opt/app/data/', type: 'directory' });
+  for (let i = 0; i < 4; i++) l1.push({ name: `opt/app/data/blob${i}.dat`, data: binaryish(2_500_000, `big-${i}`) });
+  // Layer 2 (~40 MB tar): 200 text files of 200 kB.
+  const l2 = [{ name: 'usr/', type: 'directory' }, { name: 'usr/share/', type: 'directory' }, { name: 'usr/share/doc/', type: 'directory' }];
+  for (let d = 0; d < 10; d++) {
+    l2.push({ name: `usr/share/doc/p${d}/`, type: 'directory' });
+    for (let f = 0; f < 20; f++) l2.push({ name: `usr/share/doc/p${d}/README${f}.txt`, data: textish(200_000, `text-${d}-${f}`) });
+  }
+  const layers = [await makeLayer(l1), await makeLayer(l2)];
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'] },
+      created: '2023-11-14T22:13:20Z',
+      history: layers.map(() => ({ created: '2023-11-14T22:13:20Z', created_by: 'skiff pull benchmark' })),
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+    }),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: config.length, digest: sha256(config) },
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: l.size, digest: l.digest })),
+    }),
+  );
+  return { layers, config, configDigest: sha256(config), manifest, manifestDigest: sha256(manifest) };
+}
+
+// ---------------------------------------------------------------------------
+// the registry: Debian's docker-registry on 127.0.0.1:<random>, temp storage
+// ---------------------------------------------------------------------------
+const REGISTRY_BIN = process.env.SKIFF_REGISTRY_BIN ?? '/usr/bin/docker-registry';
+
+async function startRegistry() {
+  if (!existsSync(REGISTRY_BIN)) throw new Error(`${REGISTRY_BIN} is missing: apt-get install -y docker-registry`);
+  const dir = path.join(TMP, 'registry');
+  mkdirSync(path.join(dir, 'storage'), { recursive: true });
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const config = path.join(dir, 'config.yml');
+    writeFileSync(
+      config,
+      [
+        'version: 0.1',
+        'log:',
+        '  level: warn',
+        '  accesslog:',
+        '    disabled: true',
+        'storage:',
+        '  filesystem:',
+        `    rootdirectory: ${path.join(dir, 'storage')}`,
+        'http:',
+        `  addr: 127.0.0.1:${port}`,
+        `  secret: ${randomBytes(16).toString('hex')}`,
+        '',
+      ].join('\n'),
+    );
+    const proc = startProc(REGISTRY_BIN, ['serve', config]);
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitFor(
+        'docker-registry',
+        async () => {
+          try {
+            const res = await request(`${url}/v2/`, { headersTimeout: 1000 });
+            await res.body.dump();
+            return res.statusCode === 200;
+          } catch {
+            return false;
+          }
+        },
+        proc,
+        10_000,
+      );
+      return { url, host: `127.0.0.1:${port}`, proc };
+    } catch (err) {
+      if (attempt >= 2) throw err; // else the port was probably taken in between: try another
+    }
+  }
+}
+
+async function pushBlob(url, repo, data) {
+  const digest = sha256(data);
+  const start = await request(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: { 'content-length': '0' } });
+  await start.body.dump();
+  if (start.statusCode !== 202 || typeof start.headers.location !== 'string') throw new Error(`blob upload start: HTTP ${start.statusCode}`);
+  const put = new URL(start.headers.location, url);
+  put.searchParams.set('digest', digest);
+  const res = await request(put, { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) }, body: data });
+  const text = await res.body.text();
+  if (res.statusCode !== 201) throw new Error(`blob upload ${digest}: HTTP ${res.statusCode} ${text}`);
+}
+
+async function pushImage(url, repo, tag, img) {
+  for (const l of img.layers) await pushBlob(url, repo, l.gz);
+  await pushBlob(url, repo, img.config);
+  const res = await request(`${url}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json', 'content-length': String(img.manifest.length) },
+    body: img.manifest,
+  });
+  const text = await res.body.text();
+  if (res.statusCode !== 201) throw new Error(`manifest push: HTTP ${res.statusCode} ${text}`);
+}
+
+// ---------------------------------------------------------------------------
+// /proc: process trees, CPU, I/O, RSS, dirty pages
+// ---------------------------------------------------------------------------
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+const readOr = (file, fallback = '') => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
+};
+
+/** Live descendants of pid (through every thread's `children` list). */
+function descendants(pid, acc = new Set()) {
+  let tasks = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return acc;
+  }
+  for (const t of tasks) {
+    for (const c of readOr(`/proc/${pid}/task/${t}/children`).split(' ').filter(Boolean).map(Number)) {
+      if (!acc.has(c)) {
+        acc.add(c);
+        descendants(c, acc);
+      }
+    }
+  }
+  return acc;
+}
+const treeOf = (roots) => [...new Set([...roots, ...roots.flatMap((r) => [...descendants(r)])])];
+
+/** CPU seconds of a process: own utime+stime plus its reaped children's (cutime+cstime). */
+function cpuOf(pid) {
+  const s = readOr(`/proc/${pid}/stat`);
+  if (!s) return 0;
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK;
+}
+
+/** /proc/<pid>/io: counts reaped children too (Linux adds them on wait). */
+function ioOf(pid) {
+  const s = readOr(`/proc/${pid}/io`);
+  const v = (k) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(s)?.[1] ?? 0);
+  return { write: v('write_bytes'), cancelled: v('cancelled_write_bytes'), read: v('read_bytes') };
+}
+
+/** VmRSS and its private part RssAnon, in bytes. */
+function rssOf(pid) {
+  const s = readOr(`/proc/${pid}/status`);
+  const kib = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0) * 1024;
+  return { rss: kib('VmRSS'), anon: kib('RssAnon') };
+}
+
+function counters(roots) {
+  const tree = treeOf(roots);
+  let cpu = 0;
+  const io = { write: 0, cancelled: 0, read: 0 };
+  for (const p of tree) {
+    cpu += cpuOf(p);
+    const x = ioOf(p);
+    io.write += x.write;
+    io.cancelled += x.cancelled;
+    io.read += x.read;
+  }
+  return { cpu, io };
+}
+
+function dirtyBytes() {
+  const m = readOr('/proc/meminfo');
+  const kib = (k) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(m)?.[1] ?? 0);
+  return (kib('Dirty') + kib('Writeback')) * 1024;
+}
+
+/** Samples the tree's summed RSS every 20 ms and Dirty+Writeback every 50 ms until stopped. */
+function startSampling(roots) {
+  let tree = treeOf(roots);
+  let peakRss = 0;
+  let peakRssRoots = 0;
+  let peakAnon = 0;
+  let peakDirty = 0;
+  const rss = () => {
+    let sum = 0;
+    let rootsSum = 0;
+    let anon = 0;
+    for (const p of tree) {
+      const r = rssOf(p);
+      sum += r.rss;
+      anon += r.anon;
+      if (roots.includes(p)) rootsSum += r.rss;
+    }
+    peakRss = Math.max(peakRss, sum);
+    peakRssRoots = Math.max(peakRssRoots, rootsSum);
+    peakAnon = Math.max(peakAnon, anon);
+  };
+  const dirty = () => (peakDirty = Math.max(peakDirty, dirtyBytes()));
+  rss();
+  dirty();
+  const timers = [
+    setInterval(rss, RSS_EVERY_MS),
+    setInterval(dirty, DIRTY_EVERY_MS),
+    setInterval(() => (tree = treeOf(roots)), TREE_EVERY_MS),
+  ];
+  return {
+    /** Adds processes found later (e.g. a command's own pid). */
+    add: (pid) => roots.push(pid),
+    stop: () => {
+      rss();
+      dirty();
+      timers.forEach(clearInterval);
+      return { peakRss, peakRssRoots, peakAnon, peakDirty };
+    },
+  };
+}
+
+/** Bytes under paths: apparent sizes (du -sb), or with `allocated` the disk blocks they use (du -s). */
+function duBytes(paths, allocated = false) {
+  const existing = paths.filter((p) => existsSync(p));
+  if (existing.length === 0) return 0;
+  const r = spawnSync('du', [allocated ? '-sc' : '-sbc', '--block-size=1', ...existing], { encoding: 'utf8' });
+  return Number(/^(\d+)\s+total$/m.exec(r.stdout)?.[1] ?? NaN);
+}
+
+function dropCaches() {
+  spawnSync('sync');
+  try {
+    writeFileSync('/proc/sys/vm/drop_caches', '3');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// peers
+// ---------------------------------------------------------------------------
+const DOCKER_CLI = opts.docker ?? which('/usr/local/bin/docker', '/usr/bin/docker');
+const DOCKERD = which('/usr/bin/dockerd', '/usr/sbin/dockerd');
+const CONTAINERD = which('/usr/bin/containerd', '/usr/sbin/containerd');
+const SKOPEO = which('/usr/bin/skopeo', '/usr/local/bin/skopeo');
+const notes = [];
+const dockerConfigDir = path.join(TMP, 'docker-cli');
+mkdirSync(dockerConfigDir, { recursive: true });
+writeFileSync(path.join(dockerConfigDir, 'config.json'), '{}');
+const cliEnv = { ...process.env, DOCKER_CONFIG: dockerConfigDir };
+
+/** A docker-CLI peer: start() gives { socket, roots (pids to measure), dataDirs, stop() }. */
+const peers = [];
+
+// The executable is copied first: a rebuild during the benchmark must not change what is measured.
+let SEA_COPY;
+let SEA_SHA256;
+if (WANTED.has('skiff')) {
+  if (!existsSync(SEA)) {
+    console.error(`${SEA} does not exist: build it first with  node build.mjs --arch x64`);
+    process.exit(2);
+  }
+  SEA_COPY = path.join(TMP, 'skiff');
+  copyFileSync(SEA, SEA_COPY);
+  SEA_SHA256 = createHash('sha256').update(readFileSync(SEA_COPY)).digest('hex');
+  peers.push({
+    name: 'skiff',
+    what: `${path.relative(ROOT, SEA) || SEA} daemon`,
+    async start(dir) {
+      const socket = path.join(dir, 's.sock');
+      const config = path.join(dir, 'daemon.json');
+      writeFileSync(config, '{}');
+      const root = path.join(dir, 'root');
+      const proc = startProc(SEA_COPY, ['daemon', '--data-root', root, '--host', `unix://${socket}`, '--pidfile', path.join(dir, 'pid'), '--config-file', config]);
+      await waitFor('skiff daemon', () => existsSync(socket) && pingUnix(socket), proc, 20_000);
+      return { socket, roots: [proc.child.pid], dataDirs: [root], log: proc.log, stop: () => stopProc(proc.child) };
+    },
+  });
+}
+
+if (WANTED.has('dockerd')) {
+  if (!DOCKERD || !CONTAINERD) {
+    const msg =
+      'dockerd/containerd not installed: dockerd is skipped. To add it as a peer (Debian\'s docker.io 20.10; it must not start ' +
+      'services of its own, hence the policy-rc.d): printf \'#!/bin/sh\\nexit 101\\n\' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && ' +
+      'DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker.io  (then remove policy-rc.d if you created it)';
+    console.log(`note: ${msg}`);
+    notes.push(msg);
+  } else {
+    peers.push({
+      name: 'dockerd',
+      what: `${DOCKERD} + ${CONTAINERD} (their own, on temp roots)`,
+      async start(dir) {
+        const cd = path.join(dir, 'ctd');
+        mkdirSync(cd, { recursive: true });
+        const ctdSock = path.join(cd, 'c.sock');
+        const ctdConfig = path.join(cd, 'config.toml');
+        writeFileSync(
+          ctdConfig,
+          [
+            'version = 2',
+            `root = "${path.join(cd, 'root')}"`,
+            `state = "${path.join(cd, 'state')}"`,
+            'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+            '[grpc]',
+            `  address = "${ctdSock}"`,
+            '[ttrpc]',
+            `  address = "${ctdSock}.ttrpc"`,
+            '[debug]',
+            '  address = ""',
+            '[metrics]',
+            '  address = ""',
+            '',
+          ].join('\n'),
+        );
+        const ctd = startProc(CONTAINERD, ['--config', ctdConfig, '-a', ctdSock]);
+        await waitFor('containerd', () => existsSync(ctdSock), ctd, 20_000);
+        await sleep(200); // the socket exists a moment before containerd serves it; dockerd retries anyway
+        const socket = path.join(dir, 'd.sock');
+        const daemonJson = path.join(dir, 'daemon.json');
+        writeFileSync(daemonJson, '{}');
+        const data = path.join(dir, 'data');
+        const dockerd = startProc(DOCKERD, [
+          '--data-root', data,
+          '--exec-root', path.join(dir, 'exec'),
+          '-H', `unix://${socket}`,
+          '--pidfile', path.join(dir, 'pid'),
+          '--config-file', daemonJson,
+          '--iptables=false',
+          '--bridge=none',
+          `--containerd=${ctdSock}`,
+        ]);
+        try {
+          await waitFor('dockerd', () => existsSync(socket) && pingUnix(socket), dockerd, 60_000);
+        } catch (err) {
+          await stopProc(ctd.child);
+          throw err;
+        }
+        return {
+          socket,
+          roots: [dockerd.child.pid, ctd.child.pid],
+          dataDirs: [data, path.join(cd, 'root')],
+          log: () => dockerd.log() + ctd.log(),
+          stop: async () => {
+            await stopProc(dockerd.child);
+            await stopProc(ctd.child);
+          },
+        };
+      },
+    });
+  }
+}
+
+if (WANTED.has('skopeo')) {
+  if (!SKOPEO) {
+    const msg = 'skopeo not installed: skipped (apt-get install -y skopeo)';
+    console.log(`note: ${msg}`);
+    notes.push(msg);
+  } else {
+    peers.push({ name: 'skopeo', what: `${SKOPEO} copy docker://… oci:… (network + write of the blobs only, no extraction)`, direct: true });
+  }
+}
+
+if (!DOCKER_CLI && peers.some((p) => !p.direct)) {
+  console.error('no docker CLI found (looked for /usr/local/bin/docker, /usr/bin/docker; or pass --docker)');
+  process.exit(2);
+}
+if (peers.length === 0) {
+  console.error('no peer to measure');
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------------------
+// one measured pull
+// ---------------------------------------------------------------------------
+async function measureDaemonPull(peer, ref, img, runDir) {
+  const d = await peer.start(runDir);
+  try {
+    await sleep(SETTLE_MS);
+    const stored0 = duBytes(d.dataDirs);
+    const alloc0 = duBytes(d.dataDirs, true);
+    const dropped = dropCaches();
+    const dirtyBefore = dirtyBytes();
+    const c0 = counters(d.roots);
+    const sampler = startSampling([...d.roots]);
+    const t0 = process.hrtime.bigint();
+    const r = await run(DOCKER_CLI, ['-H', `unix://${d.socket}`, 'pull', ref], { env: cliEnv });
+    const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+    const { peakRss, peakRssRoots, peakAnon, peakDirty } = sampler.stop();
+    const c1 = counters(d.roots);
+    if (r.code !== 0) throw new Error(`docker pull exited ${r.code}:\n${r.out.trim().split('\n').slice(-5).join('\n')}\n--- daemon log (tail) ---\n${d.log().slice(-2000)}`);
+    const stored = duBytes(d.dataDirs) - stored0;
+    const allocated = duBytes(d.dataDirs, true) - alloc0;
+    const inspect = await run(DOCKER_CLI, ['-H', `unix://${d.socket}`, 'image', 'inspect', '--format', '{{.Id}} {{.Size}}', ref], { env: cliEnv });
+    const [id, size] = inspect.out.trim().split(' ');
+    return {
+      wallS: wall,
+      cpuS: c1.cpu - c0.cpu,
+      peakRssBytes: peakRss,
+      peakRssDaemonsOnlyBytes: peakRssRoots,
+      peakRssAnonBytes: peakAnon,
+      writtenBytes: c1.io.write - c0.io.write,
+      cancelledBytes: c1.io.cancelled - c0.io.cancelled,
+      readBytes: c1.io.read - c0.io.read,
+      storedBytes: stored,
+      allocatedBytes: allocated,
+      peakDirtyBytes: peakDirty,
+      dirtyBeforeBytes: dirtyBefore,
+      cachesDropped: dropped,
+      imageId: id,
+      imageIdOk: id === img.configDigest,
+      imageSize: Number(size),
+    };
+  } finally {
+    await d.stop();
+  }
+}
+
+async function measureSkopeo(ref, runDir) {
+  const dest = path.join(runDir, 'oci');
+  const stats = path.join(runDir, 'stats');
+  const dropped = dropCaches();
+  const dirtyBefore = dirtyBytes();
+  // The shell reaps skopeo, so its own /proc stat and io then include skopeo's CPU and writes.
+  const script = `"$0" copy --quiet --src-tls-verify=false "docker://$1" "oci:$2:bench"; rc=$?; cat /proc/$$/stat /proc/$$/io > "$3"; exit $rc`;
+  const t0 = process.hrtime.bigint();
+  const child = spawn('sh', ['-c', script, SKOPEO, ref, dest, stats], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const sampler = startSampling([child.pid]);
+  let out = '';
+  child.stdout.on('data', (x) => (out += x));
+  child.stderr.on('data', (x) => (out += x));
+  const code = await new Promise((r) => child.on('exit', (c, s) => r(c ?? s)));
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const { peakRss, peakRssRoots, peakAnon, peakDirty } = sampler.stop();
+  if (code !== 0) throw new Error(`skopeo copy exited ${code}: ${out.trim()}`);
+  const text = readFileSync(stats, 'utf8');
+  const stat = text.slice(text.lastIndexOf(')') + 2).split('\n')[0].split(' ');
+  const v = (k) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  rmSync(stats);
+  return {
+    wallS: wall,
+    cpuS: (Number(stat[11]) + Number(stat[12]) + Number(stat[13]) + Number(stat[14])) / CLK_TCK,
+    peakRssBytes: peakRss,
+    peakRssDaemonsOnlyBytes: peakRssRoots,
+    peakRssAnonBytes: peakAnon,
+    writtenBytes: v('write_bytes'),
+    cancelledBytes: v('cancelled_write_bytes'),
+    readBytes: v('read_bytes'),
+    storedBytes: duBytes([dest]),
+    allocatedBytes: duBytes([dest], true),
+    peakDirtyBytes: peakDirty,
+    dirtyBeforeBytes: dirtyBefore,
+    cachesDropped: dropped,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// main
+// ---------------------------------------------------------------------------
+/** The commit the executable says it was built from (`--version` of the client mentions it when it can). */
+function builtCommit() {
+  const out = spawnSync(SEA_COPY, ['version'], { encoding: 'utf8' }).stdout ?? '';
+  return /Git commit:\s+(\S+)/.exec(out)?.[1];
+}
+
+function stats(xs) {
+  const s = xs.filter((x) => typeof x === 'number' && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (s.length === 0) return undefined;
+  const median = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return { median, min: s[0], max: s[s.length - 1], n: s.length };
+}
+
+function table(rows) {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '-').length)));
+  return rows
+    .map((r, n) => r.map((c, i) => (i === 0 ? String(c ?? '-').padEnd(widths[i]) : String(c ?? '-').padStart(widths[i]))).join('  ') + (n === 0 ? '\n' + widths.map((w) => '-'.repeat(w)).join('  ') : ''))
+    .join('\n');
+}
+
+async function main() {
+  const t = Date.now();
+  const img = await buildImage();
+  const tarTotal = img.layers.reduce((n, l) => n + l.tarSize, 0);
+  const gzTotal = img.layers.reduce((n, l) => n + l.size, 0);
+  console.log(
+    `image: ${img.layers.length} layers, ${round(tarTotal / MB)} MB tar, ${round(gzTotal / MB)} MB gzip ` +
+      `(${img.layers.map((l) => `${l.files} files ${round(l.tarSize / MB)}→${round(l.size / MB)} MB`).join(', ')}); built in ${round((Date.now() - t) / 1000)} s`,
+  );
+  const registry = await startRegistry();
+  await pushImage(registry.url, 'bench/img', 'v1', img);
+  const ref = `${registry.host}/bench/img:v1`;
+  console.log(`registry: ${REGISTRY_BIN} on ${registry.host}; pushed ${ref} (${img.manifestDigest.slice(0, 19)}…)`);
+  if (SEA_COPY) console.log(`skiff: a copy of ${path.relative(ROOT, SEA) || SEA} (sha256 ${SEA_SHA256.slice(0, 12)}, built from ${builtCommit() ?? 'unknown commit'})`);
+  console.log(`peers: ${peers.map((p) => p.name).join(', ')}; ${RUNS} runs each, taking turns; docker CLI ${DOCKER_CLI}\n`);
+
+  const runs = Object.fromEntries(peers.map((p) => [p.name, []]));
+  const failures = Object.fromEntries(peers.map((p) => [p.name, []]));
+  for (let i = 0; i < RUNS && !aborted; i++) {
+    for (let j = 0; j < peers.length && !aborted; j++) {
+      const peer = peers[(i + j) % peers.length];
+      const runDir = path.join(TMP, `${peer.name}-${i}`);
+      mkdirSync(runDir, { recursive: true });
+      try {
+        const m = peer.direct ? await measureSkopeo(ref, runDir) : await measureDaemonPull(peer, ref, img, runDir);
+        runs[peer.name].push(m);
+        console.log(
+          `run ${i + 1}/${RUNS} ${peer.name.padEnd(7)} wall ${m.wallS.toFixed(2)} s  cpu ${m.cpuS.toFixed(2)} s  peak RSS ${round(m.peakRssBytes / MB)} MB  ` +
+            `written ${round(m.writtenBytes / MB)} MB / stored ${round(m.storedBytes / MB)} MB  peak dirty ${round(m.peakDirtyBytes / MiB)} MiB` +
+            (m.imageIdOk === false ? `  IMAGE ID MISMATCH ${m.imageId}` : ''),
+        );
+      } catch (err) {
+        if (aborted) break;
+        failures[peer.name].push(String(err.message ?? err));
+        console.log(`run ${i + 1}/${RUNS} ${peer.name}: FAILED: ${String(err.message ?? err).split('\n').slice(0, 8).join('\n  ')}`);
+      } finally {
+        unmountUnder(runDir);
+        rmSync(runDir, { recursive: true, force: true });
+      }
+    }
+  }
+
+  // summary
+  const fields = {
+    wallS: (m) => m.wallS,
+    cpuS: (m) => m.cpuS,
+    peakRssMB: (m) => m.peakRssBytes / MB,
+    peakRssDaemonsOnlyMB: (m) => m.peakRssDaemonsOnlyBytes / MB,
+    peakRssAnonMB: (m) => m.peakRssAnonBytes / MB,
+    writtenMB: (m) => m.writtenBytes / MB,
+    netWrittenMB: (m) => (m.writtenBytes - m.cancelledBytes) / MB,
+    storedMB: (m) => m.storedBytes / MB,
+    allocatedMB: (m) => m.allocatedBytes / MB,
+    writtenPerStored: (m) => (m.storedBytes > 0 ? m.writtenBytes / m.storedBytes : NaN),
+    writtenPerAllocated: (m) => (m.allocatedBytes > 0 ? m.writtenBytes / m.allocatedBytes : NaN),
+    peakDirtyMiB: (m) => m.peakDirtyBytes / MiB,
+    dirtyRiseMiB: (m) => (m.peakDirtyBytes - m.dirtyBeforeBytes) / MiB,
+    dirtyBeforeMiB: (m) => m.dirtyBeforeBytes / MiB,
+  };
+  const summary = {};
+  for (const p of peers) {
+    summary[p.name] = {};
+    for (const [k, f] of Object.entries(fields)) {
+      const s = stats(runs[p.name].map(f));
+      summary[p.name][k] = s && { median: round(s.median, 3), min: round(s.min, 3), max: round(s.max, 3), n: s.n };
+    }
+  }
+  const med = (peer, k) => summary[peer]?.[k]?.median;
+  const ratio = (k) => (med('skiff', k) !== undefined && med('dockerd', k) ? round(med('skiff', k) / med('dockerd', k), 2) : undefined);
+  const ratios = {
+    wall: ratio('wallS'),
+    cpu: ratio('cpuS'),
+    peakRss: ratio('peakRssMB'),
+    peakRssAnon: ratio('peakRssAnonMB'),
+    written: ratio('writtenMB'),
+    stored: ratio('storedMB'),
+    writtenPerStored: ratio('writtenPerStored'),
+    writtenPerAllocated: ratio('writtenPerAllocated'),
+    peakDirty: ratio('peakDirtyMiB'),
+  };
+
+  const fmt = (s, d = 1) => (s ? (s.n > 1 ? `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})` : s.median.toFixed(d)) : '-');
+  const fmtMed = (s, d = 1) => (s ? s.median.toFixed(d) : '-');
+  const fmtRange = (s, d = 1) => (s && s.n > 1 ? `${s.min.toFixed(d)}–${s.max.toFixed(d)}` : '');
+  console.log(`\nPull of ${ref}: ${round(tarTotal / MB)} MB tar / ${round(gzTotal / MB)} MB gzip; median of the successful runs, min–max below`);
+  const rows = [['peer', 'runs', 'wall s', 'CPU s', 'peak RSS MB', '(anon)', 'written MB', 'stored MB', 'written/stored', '(/allocated)', 'peak dirty MiB']];
+  for (const p of peers) {
+    const s = summary[p.name];
+    const cols = [[s.wallS, 2], [s.cpuS, 2], [s.peakRssMB, 1], [s.peakRssAnonMB, 1], [s.writtenMB, 1], [s.storedMB, 1], [s.writtenPerStored, 2], [s.writtenPerAllocated, 2], [s.peakDirtyMiB, 1]];
+    rows.push([p.name, `${runs[p.name].length}/${RUNS}`, ...cols.map(([x, d]) => fmtMed(x, d))]);
+    if (runs[p.name].length > 1) rows.push(['', '', ...cols.map(([x, d]) => fmtRange(x, d))]);
+  }
+  if (ratios.wall !== undefined) {
+    const r2 = (x) => (x === undefined ? '-' : x.toFixed(2));
+    rows.push(['skiff/dockerd', '', ...[ratios.wall, ratios.cpu, ratios.peakRss, ratios.peakRssAnon, ratios.written, ratios.stored, ratios.writtenPerStored, ratios.writtenPerAllocated, ratios.peakDirty].map(r2)]);
+  }
+  console.log(table(rows));
+  console.log(
+    'CPU, RSS and written count the daemon(s) and all their child processes (dockerd + containerd + children; skiff + children; skopeo itself).\n' +
+      'stored = du -sb growth of the data root(s) (apparent bytes); allocated = du -s growth (disk blocks): written bytes are counted per page, so\n' +
+      'a small file costs at least 4 KiB of writes. Daemons-only peak RSS (no children): ' +
+      peers.map((p) => `${p.name} ${fmt(summary[p.name].peakRssDaemonsOnlyMB)}`).join(', ') +
+      ' MB.\nWritten minus cancelled_write_bytes (dirty data of files deleted before writeback, e.g. dockerd\'s downloaded blobs): ' +
+      peers.map((p) => `${p.name} ${fmt(summary[p.name].netWrittenMB)}`).join(', ') +
+      ' MB.\nDirty+Writeback is machine-wide; right before the pulls it was ' +
+      peers.map((p) => `${p.name} ${fmt(summary[p.name].dirtyBeforeMiB)}`).join(', ') +
+      ' MiB; peak minus that: ' +
+      peers.map((p) => `${p.name} ${fmt(summary[p.name].dirtyRiseMiB)}`).join(', ') +
+      ' MiB.',
+  );
+
+  const verdict = (v, limit) => (v === undefined ? 'n/a' : v <= limit ? 'PASS' : 'FAIL');
+  const targets = [
+    { target: `wall ≤ ${TARGETS.wallVsDockerd}× dockerd`, value: ratios.wall, limit: TARGETS.wallVsDockerd, result: verdict(ratios.wall, TARGETS.wallVsDockerd) },
+    { target: `peak RSS during pull ≤ ${TARGETS.rssMB} MB`, value: med('skiff', 'peakRssMB'), limit: TARGETS.rssMB, result: verdict(med('skiff', 'peakRssMB'), TARGETS.rssMB) },
+    { target: `written/stored ≤ ${TARGETS.writtenPerStored}`, value: med('skiff', 'writtenPerStored'), limit: TARGETS.writtenPerStored, result: verdict(med('skiff', 'writtenPerStored'), TARGETS.writtenPerStored) },
+    { target: `peak Dirty+Writeback ≤ ${TARGETS.dirtyMiB} MiB`, value: med('skiff', 'peakDirtyMiB'), limit: TARGETS.dirtyMiB, result: verdict(med('skiff', 'peakDirtyMiB'), TARGETS.dirtyMiB) },
+  ];
+  if (WANTED.has('skiff')) {
+    console.log('\nskiff against the targets of /work/shared/ref/platform-notes.md (medians)');
+    console.log(table([['target', 'skiff', 'result'], ...targets.map((x) => [x.target, x.value === undefined ? '-' : x.value.toFixed(2), x.result])]));
+  }
+  for (const p of peers) {
+    const bad = runs[p.name].filter((m) => m.imageIdOk === false);
+    if (bad.length) notes.push(`${p.name}: ${bad.length} pull(s) gave image ID ${bad[0].imageId}, expected ${img.configDigest}`);
+    const dirty = summary[p.name].dirtyBeforeMiB;
+    if (dirty && dirty.max > 1) notes.push(`${p.name}: Dirty+Writeback was already up to ${dirty.max.toFixed(1)} MiB right before a pull: other writers on this machine inflate the dirty peaks`);
+    if (runs[p.name].some((m) => !m.cachesDropped)) notes.push('could not write /proc/sys/vm/drop_caches: pulls ran with warm caches');
+    for (const f of failures[p.name]) notes.push(`${p.name} failed: ${f.split('\n')[0]}`);
+  }
+  for (const n of notes) console.log(`note: ${n}`);
+
+  const ver = (cmd, args) => (cmd ? spawnSync(cmd, args, { encoding: 'utf8' }).stdout?.trim().split('\n')[0] : undefined);
+  const results = {
+    date: new Date().toISOString(),
+    gitCommit: spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim() || undefined,
+    host: { node: process.version, kernel: os.release(), arch: os.arch(), cpu: os.cpus()[0]?.model, cpus: os.cpus().length, memTotalMiB: Math.round(os.totalmem() / MiB) },
+    versions: {
+      skiff: SEA_COPY ? ver(SEA_COPY, ['--version']) : undefined,
+      skiffBinary: SEA_COPY ? { path: SEA, bytes: statSync(SEA_COPY).size, sha256: SEA_SHA256, builtCommit: builtCommit() } : undefined,
+      dockerd: ver(DOCKERD, ['--version']),
+      containerd: ver(CONTAINERD, ['--version']),
+      skopeo: ver(SKOPEO, ['--version']),
+      dockerCli: ver(DOCKER_CLI, ['--version']),
+    },
+    settings: { runs: RUNS, rssSampleMs: RSS_EVERY_MS, dirtySampleMs: DIRTY_EVERY_MS, settleMs: SETTLE_MS, units: 'MB = 1e6 bytes, MiB = 2^20 bytes' },
+    image: {
+      ref,
+      manifestDigest: img.manifestDigest,
+      configDigest: img.configDigest,
+      tarBytes: tarTotal,
+      gzipBytes: gzTotal,
+      layers: img.layers.map((l) => ({ digest: l.digest, diffId: l.diffId, files: l.files, tarBytes: l.tarSize, gzipBytes: l.size })),
+    },
+    peers: Object.fromEntries(peers.map((p) => [p.name, { what: p.what, summary: summary[p.name], runs: runs[p.name], failures: failures[p.name] }])),
+    ratiosSkiffVsDockerd: ratios,
+    targets,
+    notes,
+  };
+  mkdirSync(path.dirname(OUT), { recursive: true });
+  writeFileSync(OUT, JSON.stringify(results, null, 2) + '\n');
+  console.log(`\nwrote ${path.relative(process.cwd(), OUT) || OUT}`);
+}
+
+try {
+  await main();
+} catch (err) {
+  console.error(err?.stack ?? err);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
