@@ -105,7 +105,33 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
     if (throttle.due('Total', final)) emit({ kind: 'total', current: totals.current, total: totals.total });
   };
 
+  // Layers extract in parallel but commit bottom-up: a record whose parent is
+  // not yet committed would be dropped by recovery after a crash, wasting it.
+  const committed = plan.layers.map(() => {
+    let resolve!: () => void;
+    let reject!: (e: unknown) => void;
+    const p = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    p.catch(() => undefined);
+    return { p, resolve, reject };
+  });
+  plan.layers.forEach((_, i) => {
+    if (!todo.includes(i)) committed[i]?.resolve();
+  });
+
   async function pullLayer(i: number): Promise<void> {
+    try {
+      await pullOne(i);
+      committed[i]?.resolve();
+    } catch (err) {
+      committed[i]?.reject(err);
+      throw err;
+    }
+  }
+
+  async function pullOne(i: number): Promise<void> {
     const desc = plan.layers[i] as Descriptor;
     const chainId = plan.chainIds[i] as string;
     const id = short(desc.digest);
@@ -147,11 +173,12 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
       await applyLayer(ctx.layers, tar, {
         diffId: plan.diffIds[i] as string,
         parent: i === 0 ? null : (plan.chainIds[i - 1] as string),
-        beforeCommit: () => {
+        beforeCommit: async () => {
           const actual = 'sha256:' + blobHash.digest('hex');
           if (actual !== desc.digest) {
             throw new InvalidParameter(`filesystem layer verification failed for digest ${desc.digest}`);
           }
+          if (i > 0) await committed[i - 1]?.p;
         },
       });
       emit({ kind: 'layer', id, status: 'Pull complete' });

@@ -12,8 +12,8 @@ export interface ApplyOptions {
   /** The DiffID the image config promises for this layer. */
   diffId: string;
   parent: string | null;
-  /** Last checks before the commit (e.g. the compressed blob's digest); throw to abort. */
-  beforeCommit?: () => void;
+  /** Last checks before the commit (the compressed blob's digest, the parent's commit); throw to abort. */
+  beforeCommit?: () => void | Promise<void>;
 }
 
 export async function applyLayer(store: LayerStore, tar: AsyncIterable<Buffer>, opts: ApplyOptions): Promise<LayerRecord> {
@@ -33,7 +33,7 @@ export async function applyLayer(store: LayerStore, tar: AsyncIterable<Buffer>, 
     if (actual !== opts.diffId) {
       throw new InvalidParameter(`layer content does not match its DiffID: expected ${opts.diffId}, got ${actual}`);
     }
-    opts.beforeCommit?.();
+    await opts.beforeCommit?.();
     return await tx.commit(opts.diffId, opts.parent, stats.contentBytes, stats.superseded);
   } catch (err) {
     await tx.abort();
