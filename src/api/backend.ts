@@ -26,6 +26,7 @@ export interface ImagesBackend {
   remove(name: string, opts: { force: boolean; noprune: boolean }): Promise<DeleteItem[]>;
   prune(filters: Filters): Promise<PruneReport>;
   layersSize(): number;
+  diskUsage(): ImageSummary[];
   login(auth: AuthConfig): Promise<{ Status: string; IdentityToken: string }>;
   /** skiff's own: every layer's tar rebuilt and compared with its DiffID. */
   check(): Promise<Array<{ chainId: string; diffId: string; ok: boolean; actual: string }>>;

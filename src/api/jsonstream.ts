@@ -14,8 +14,8 @@ export interface JsonMessage {
   errorDetail?: { message: string; code?: number };
 }
 
-/** Decimal units as Docker's HumanSize prints them ("2.794MB"). */
-export function humanSize(bytes: number): string {
+/** Decimal units as Docker's HumanSize prints them ("2.794MB"; `docker images` uses 3 digits). */
+export function humanSize(bytes: number, precision = 4): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
   let v = bytes;
   let i = 0;
@@ -23,7 +23,7 @@ export function humanSize(bytes: number): string {
     v /= 1000;
     i++;
   }
-  return `${Number(v.toPrecision(4))}${units[i]}`;
+  return `${Number(v.toPrecision(precision))}${units[i]}`;
 }
 
 /** The bar the docker CLI shows verbatim: `[=====>     ]  1.2MB/3.4MB`. */

@@ -35,7 +35,28 @@ export class UsageError extends Error {
   }
 }
 
+/** minimist reads `--no-x` as "x = false"; flags really named `no-…` travel under this prefix instead. */
+const NEG = 'skiff-neg-';
+
 export function parseFlags(argv: string[], specs: FlagSpec[], command: string, opts: { stopEarly?: boolean } = {}): ParsedFlags {
+  const negated = specs.filter((s) => s.name.startsWith('no-'));
+  if (negated.length > 0) {
+    const names = new Set(negated.map((s) => s.name));
+    const term = argv.indexOf('--');
+    argv = argv.map((tok, i) => {
+      if (term !== -1 && i > term) return tok;
+      const m = /^--(no-[^=]+)(=.*)?$/.exec(tok);
+      return m && names.has(m[1] as string) ? `--${NEG}${(m[1] as string).slice(3)}${m[2] ?? ''}` : tok;
+    });
+    specs = specs.map((s) => (s.name.startsWith('no-') ? { ...s, name: NEG + s.name.slice(3) } : s));
+    const parsed = parseFlags(argv, specs, command, opts);
+    const rename = (n: string) => (n.startsWith(NEG) ? 'no-' + n.slice(NEG.length) : n);
+    return {
+      values: new Map([...parsed.values].map(([k, v]) => [rename(k), v])),
+      given: new Set([...parsed.given].map(rename)),
+      args: parsed.args,
+    };
+  }
   const byName = new Map<string, FlagSpec>();
   for (const s of specs) {
     byName.set(s.name, s);

@@ -8,12 +8,12 @@ import { createHash } from 'node:crypto';
 import { statfs } from 'node:fs/promises';
 import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { errnoCode, InvalidParameter, NotFound, SystemError } from '../errors.js';
+import { errnoCode, InvalidParameter, NotFound, SkiffError, SystemError } from '../errors.js';
 import { layerCompression, parseManifest, type Descriptor } from '../pull/manifest.js';
 import { formatPlatform, selectPlatform, type Platform } from '../pull/platform.js';
 import { canonicalName, canonicalString, familiarString, type Reference } from '../pull/reference.js';
 import { applyLayer } from '../store/apply.js';
-import { chainIdsOf, diffIdsOf, type ImageStore, type StoredImage } from '../store/images.js';
+import { chainIdsOf, diffIdsOf, imageIdOf, type ImageStore, type StoredImage } from '../store/images.js';
 import type { LayerStore } from '../store/layers.js';
 import type { RefStore } from '../store/refs.js';
 import { resumableBlob } from './blobstream.js';
@@ -49,6 +49,18 @@ export interface PullPlan {
 const MAX_CONFIG = 8 * 1024 * 1024;
 
 export async function resolvePull(registry: Registry, ref: Reference, platform: Platform): Promise<PullPlan> {
+  try {
+    return await resolvePlan(registry, ref, platform);
+  } catch (err) {
+    // The registry refused the credentials (or there were none). dockerd answers a pull with 500
+    // then (errdefs.Unknown): a 401 makes the docker CLI prompt for a Docker Hub login, and a
+    // non-interactive `docker pull` hangs at "Username:". 401 stays for POST /auth (docker login).
+    if (err instanceof SkiffError && err.kind === 'unauthorized') throw new SystemError(err.message, { cause: err });
+    throw err;
+  }
+}
+
+async function resolvePlan(registry: Registry, ref: Reference, platform: Platform): Promise<PullPlan> {
   const tagOrDigest = ref.digest ?? ref.tag ?? 'latest';
   let got = await registry.getManifest(tagOrDigest);
   let manifest = parseManifest(got.body, got.mediaType);
@@ -94,13 +106,18 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
   const totals = { current: 0, total: 0 };
   const todo: number[] = [];
   plan.layers.forEach((l, i) => {
-    if (ctx.layers.get(plan.chainIds[i] as string)) emit({ kind: 'layer', id: short(l.digest), status: 'Already exists' });
-    else {
+    if (!ctx.layers.get(plan.chainIds[i] as string)) {
       todo.push(i);
       totals.total += l.size;
-      emit({ kind: 'layer', id: short(l.digest), status: 'Pulling fs layer' });
     }
   });
+  // Like dockerd: an image that is already stored gets no per-layer lines at all;
+  // a new image whose layers are all there shows them as "Already exists".
+  if (!ctx.images.get(imageIdOf(plan.config))) {
+    plan.layers.forEach((l, i) =>
+      emit({ kind: 'layer', id: short(l.digest), status: todo.includes(i) ? 'Pulling fs layer' : 'Already exists' }),
+    );
+  }
   const emitTotal = (final = false) => {
     if (throttle.due('Total', final)) emit({ kind: 'total', current: totals.current, total: totals.total });
   };
@@ -216,7 +233,7 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
   });
   await Promise.all(workers);
   if (failure !== undefined) throw failure;
-  emitTotal(true);
+  if (todo.length > 0) emitTotal(true);
 
   const image = await ctx.images.put(plan.config);
   const name = canonicalName(plan.ref);
@@ -227,7 +244,8 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
 }
 
 function gunzipped(src: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
-  const gunzip = createGunzip();
+  // Bigger output chunks: fewer trips through the tar reader's async steps.
+  const gunzip = createGunzip({ chunkSize: 64 * 1024 });
   // Errors on either side destroy the other; the consumer sees them while iterating.
   pipeline(Readable.from(src, { objectMode: false }), gunzip, () => undefined);
   return gunzip;

@@ -92,7 +92,8 @@ export class ImageService {
       name,
       run: async (emit, signal) => {
         try {
-          emit({ kind: 'status', id: ref.digest ?? ref.tag ?? 'latest', text: `Pulling from ${ref.path}` });
+          // dockerd names a digest pull by its whole reference (`reference.Canonical.String()`).
+          emit({ kind: 'status', id: ref.digest ? `${canonicalName(ref)}@${ref.digest}` : (ref.tag ?? 'latest'), text: `Pulling from ${ref.path}` });
           const before = ref.digest ? this.o.refs.get(canonicalString(ref)) ?? this.o.refs.get(`${canonicalName(ref)}@${plan.manifestDigest}`) : this.o.refs.get(canonicalString(ref));
           const image = await runPull(registry, this.ctx(), plan, emit, signal);
           emit({ kind: 'status', text: `Digest: ${plan.manifestDigest}` });
@@ -184,8 +185,10 @@ export class ImageService {
       const cfg = parseConfig(img);
       const { tags, digests } = this.familiarRefs(img.id);
       if (dangling?.length) {
+        // dockerd: dangling=true keeps every image without a tag (digests or not), dangling=false
+        // drops only the images with neither tags nor digests.
         const want = dangling[0] === 'true' || dangling[0] === '1';
-        if (want !== (tags.length === 0)) continue;
+        if (want ? tags.length > 0 : tags.length === 0 && digests.length === 0) continue;
       }
       const labels = cfg.config?.Labels ?? null;
       if (f.get('label')?.some((l) => !labelMatches(labels, l))) continue;
@@ -193,17 +196,22 @@ export class ImageService {
       if (before?.some((b) => c >= b)) continue;
       if (since?.some((s) => c <= s)) continue;
       let shownTags = tags;
+      let shownDigests = digests;
       const refFilter = f.get('reference');
       if (refFilter?.length) {
+        // dockerd lists only the references that match, tags and digests alike.
         shownTags = tags.filter((t) => refFilter.some((p) => referenceMatches(p, t)));
-        if (shownTags.length === 0 && !digests.some((d) => refFilter.some((p) => referenceMatches(p, d)))) continue;
+        shownDigests = digests.filter((d) => refFilter.some((p) => referenceMatches(p, d)));
+        if (shownTags.length === 0 && shownDigests.length === 0) continue;
       }
+      // dockerd's placeholders for an image without any reference (inspect keeps []).
+      const noRefs = tags.length === 0 && digests.length === 0;
       const size = this.size(img);
       out.push({
         Id: img.id,
         ParentId: '',
-        RepoTags: shownTags,
-        RepoDigests: digests,
+        RepoTags: noRefs ? ['<none>:<none>'] : shownTags,
+        RepoDigests: noRefs ? ['<none>@<none>'] : shownDigests,
         Created: c,
         Size: size,
         VirtualSize: size,
@@ -229,17 +237,17 @@ export class ImageService {
       Comment: cfg.comment ?? '',
       Created: cfg.created ?? new Date(0).toISOString(),
       Container: cfg.container ?? '',
-      ContainerConfig: cfg.container_config ?? {},
+      ContainerConfig: withConfigDefaults(cfg.container_config ?? {}) ?? {},
       DockerVersion: cfg.docker_version ?? '',
       Author: cfg.author ?? '',
-      Config: cfg.config ?? null,
+      Config: withConfigDefaults(cfg.config),
       Architecture: cfg.architecture ?? '',
       Os: cfg.os ?? '',
       Size: size,
       VirtualSize: size,
       GraphDriver: {
         Name: 'overlay2',
-        Data: dirs.length > 1 ? { LowerDir: dirs.slice(1).join(':'), UpperDir: dirs[0] as string } : dirs.length === 1 ? { UpperDir: dirs[0] as string } : {},
+        Data: graphDriverData(dirs),
       },
       RootFS: { Type: 'layers', Layers: img.diffIds },
       Metadata: { LastTagTime: img.meta.lastTagTime ? new Date(img.meta.lastTagTime).toISOString() : '0001-01-01T00:00:00Z' },
@@ -351,6 +359,18 @@ export class ImageService {
     return { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed };
   }
 
+  /** The images part of /system/df: shared sizes and container counts filled in. */
+  diskUsage(): ImageSummary[] {
+    const users = new Map<string, number>();
+    for (const img of this.o.images.list()) for (const c of img.chainIds) users.set(c, (users.get(c) ?? 0) + 1);
+    return this.list({ all: true, filters: new Map() }).map((s) => {
+      const img = this.o.images.get(s.Id);
+      const shared = (img?.chainIds ?? []).filter((c) => (users.get(c) ?? 0) > 1).reduce((n, c) => n + (this.o.layers.get(c)?.size ?? 0), 0);
+      // Containers arrive with their own issue; until then no image is in use.
+      return { ...s, SharedSize: shared, Containers: 0 };
+    });
+  }
+
   /** Sum of all layers' sizes, for /system/df. */
   layersSize(): number {
     return this.o.layers.list().reduce((n, l) => n + l.size, 0);
@@ -366,6 +386,40 @@ export class ImageService {
     for (const l of this.o.layers.list()) out.push({ chainId: l.chainId, diffId: l.diffId, ...(await this.o.layers.verify(l.chainId)) });
     return out;
   }
+}
+
+/** dockerd marshals a whole container.Config: every field, null or empty when the image has none. */
+function withConfigDefaults(c: Record<string, unknown> | undefined): Record<string, unknown> | null {
+  if (!c) return null;
+  return {
+    Hostname: '',
+    Domainname: '',
+    User: '',
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    Tty: false,
+    OpenStdin: false,
+    StdinOnce: false,
+    Env: null,
+    Cmd: null,
+    Image: '',
+    Volumes: null,
+    WorkingDir: '',
+    Entrypoint: null,
+    OnBuild: null,
+    Labels: null,
+    ...c,
+  };
+}
+
+function graphDriverData(diffDirs: string[]): Record<string, string> {
+  const top = diffDirs[0];
+  if (!top) return {};
+  const dir = top.replace(/\/diff$/, '');
+  const data: Record<string, string> = { MergedDir: `${dir}/merged`, UpperDir: top, WorkDir: `${dir}/work` };
+  if (diffDirs.length > 1) data.LowerDir = diffDirs.slice(1).join(':');
+  return data;
 }
 
 function displayName(name: string): string {
@@ -403,7 +457,8 @@ function referenceMatches(pattern: string, ref: string): boolean {
       '$',
   );
   if (re.test(ref)) return true;
-  // `busybox` also matches `busybox:latest`.
-  const name = ref.replace(/[:@].*$/, '');
+  // `busybox` also matches `busybox:latest` (and `host:5000/busybox` matches `host:5000/busybox:v1`:
+  // the tag is after the last `:` that follows the last `/`, never the registry port).
+  const name = ref.replace(/@.*$/, '').replace(/:[^/:]*$/, '');
   return re.test(name);
 }

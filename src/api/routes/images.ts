@@ -81,7 +81,7 @@ export function imageRoutes(router: Router, images: ImagesBackend): void {
   router.get('/system/df', (ctx) => {
     sendJSON(ctx.res, 200, {
       LayersSize: images.layersSize(),
-      Images: images.list({ all: true, filters: new Map() }),
+      Images: images.diskUsage(),
       Containers: [],
       Volumes: [],
       BuildCache: [],

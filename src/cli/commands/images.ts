@@ -4,6 +4,7 @@ import type { DeleteItem, ImageSummary } from '../../images/types.js';
 import { EXIT, type Command } from '../command.js';
 import { bool, str } from '../flags.js';
 import { reportError } from '../format.js';
+import { canonicalString, parseReference, withDefaultTag } from '../../pull/reference.js';
 
 function qs(params: Record<string, string | undefined>): string {
   const q = new URLSearchParams();
@@ -54,7 +55,8 @@ export const pullCommand: Command = {
           drawn = 0;
         }
       }
-      ctx.out.write(name.includes('@') || name.includes(':') ? `${name}\n` : `${name}:latest\n`);
+      // Like docker: the fully qualified reference that was pulled.
+      ctx.out.write(`${canonicalString(withDefaultTag(parseReference(name)))}\n`);
       return EXIT.ok;
     } catch (err) {
       reportError(ctx, err);
@@ -98,12 +100,15 @@ export const imagesCommand: Command = {
     const digests = bool(ctx.flags, 'digests');
     const rows: string[][] = [['REPOSITORY', 'TAG', ...(digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE']];
     for (const img of list) {
-      const tags = img.RepoTags.length ? img.RepoTags : ['<none>:<none>'];
+      const tagged = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+      // An untagged image that keeps a digest shows its repository, as docker does.
+      const fromDigests = (img.RepoDigests ?? []).filter((d) => d !== '<none>@<none>').map((d) => `${d.split('@')[0]}:<none>`);
+      const tags = tagged.length ? tagged : fromDigests.length ? [...new Set(fromDigests)] : ['<none>:<none>'];
       for (const t of tags) {
         const i = t.lastIndexOf(':');
         const repo = t.slice(0, i);
-        const digest = img.RepoDigests.find((d) => d.startsWith(repo + '@'))?.split('@')[1] ?? '<none>';
-        rows.push([repo, t.slice(i + 1), ...(digests ? [digest] : []), id(img), ago(img.Created), humanSize(img.Size)]);
+        const digest = (img.RepoDigests ?? []).find((d) => d.startsWith(repo + '@'))?.split('@')[1] ?? '<none>';
+        rows.push([repo, t.slice(i + 1), ...(digests ? [digest] : []), id(img), ago(img.Created), humanSize(img.Size, 3)]);
       }
     }
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
