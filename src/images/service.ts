@@ -23,7 +23,7 @@ import type { DeleteItem, HistoryItem, ImageInspect, ImageSummary, PruneReport }
 export type RegistryFactory = (
   ref: Reference,
   auth: AuthConfig | undefined,
-) => Registry & { close(): Promise<void> | void; login(): Promise<void> };
+) => Registry & { close(): Promise<void> | void; login(): Promise<void>; listTags(): Promise<string[]> };
 
 export interface ImageServiceOptions {
   layers: LayerStore;
@@ -79,6 +79,16 @@ export class ImageService {
     const ref = fromPullQuery(fromImage, tag);
     const want: Platform = platform ? parsePlatform(platform) : hostPlatform();
     const registry = this.o.registry(ref, decodeRegistryAuth(authHeader));
+    const given = parseReference(fromImage.replace(/:$/, ''));
+    if ((tag === undefined || tag === '') && given.tag === undefined && given.digest === undefined) {
+      // No tag at all (`docker pull -a`, or an API client that leaves it out): dockerd pulls every tag.
+      try {
+        return await this.prepareAllTags(registry, { domain: ref.domain, path: ref.path }, want);
+      } catch (err) {
+        await registry.close();
+        throw err;
+      }
+    }
     let plan;
     try {
       plan = await resolvePull(registry, ref, want);
@@ -98,6 +108,32 @@ export class ImageService {
           const image = await runPull(registry, this.ctx(), plan, emit, signal);
           emit({ kind: 'status', text: `Digest: ${plan.manifestDigest}` });
           emit({ kind: 'status', text: before === image.id ? `Status: Image is up to date for ${name}` : `Status: Downloaded newer image for ${name}` });
+        } finally {
+          await registry.close();
+        }
+      },
+    };
+  }
+
+  private async prepareAllTags(registry: ReturnType<RegistryFactory>, repo: Reference, want: Platform): Promise<PreparedPull> {
+    const tags = await registry.listTags();
+    if (tags.length === 0) throw new NotFound(`repository ${familiarString(repo)} has no tags`);
+    const name = familiarString(repo);
+    return {
+      name,
+      run: async (emit, signal) => {
+        let newer = false;
+        try {
+          for (const t of tags) {
+            const ref = { ...repo, tag: t };
+            emit({ kind: 'status', id: t, text: `Pulling from ${ref.path}` });
+            const plan = await resolvePull(registry, ref, want);
+            const before = this.o.refs.get(canonicalString(ref));
+            const image = await runPull(registry, this.ctx(), plan, emit, signal);
+            if (before !== image.id) newer = true;
+            emit({ kind: 'status', text: `Digest: ${plan.manifestDigest}` });
+          }
+          emit({ kind: 'status', text: newer ? `Status: Downloaded newer image for ${name}` : `Status: Image is up to date for ${name}` });
         } finally {
           await registry.close();
         }

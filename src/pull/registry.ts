@@ -314,6 +314,25 @@ export class RegistryClient {
     });
   }
 
+  /** The repository's tags (`docker pull -a`), following `Link` pagination. */
+  async listTags(): Promise<string[]> {
+    return this.withFallback(async (ep) => {
+      const tags: string[] = [];
+      let path: string | undefined = `/v2/${this.name.path}/tags/list`;
+      for (let page = 0; path && page < 100; page++) {
+        const { res, url } = await this.send(ep, path, { accept: 'application/json' }, false);
+        if (res.statusCode !== 200) throw await this.failure(res, url, { manifest: 'latest' });
+        const body = await readAll(res.body, MAX_MANIFEST_BYTES);
+        const doc = JSON.parse(body.toString('utf8')) as { tags?: unknown };
+        if (Array.isArray(doc.tags)) for (const t of doc.tags) if (typeof t === 'string' && TAG_RE.test(t)) tags.push(t);
+        const link = headerOf(res.headers, 'link');
+        const next = link ? /<([^>]+)>;\s*rel="?next"?/.exec(link)?.[1] : undefined;
+        path = next ? new URL(next, url).pathname + new URL(next, url).search : undefined;
+      }
+      return tags.sort();
+    });
+  }
+
   /**
    * Opens a blob for streaming from `offset` (a Range request when > 0).
    * The returned body is not verified: the caller hashes it (and keeps its

@@ -139,6 +139,20 @@ describe('images from a real registry', () => {
     proxy.clearFaults();
   });
 
+  test('docker pull -a fetches every tag of the repository', async () => {
+    const one = await makeLayer([{ name: 'v', data: 'one' }]);
+    const two = await makeLayer([{ name: 'v', data: 'two' }]);
+    const a = await reg.pushImage('test/tags', 'one', [one]);
+    const b = await reg.pushImage('test/tags', 'two', [two]);
+    const r = await docker(d.host, ['pull', '-a', `${reg.host}/test/tags`]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /one: Pulling from test\/tags/);
+    assert.match(r.stdout, /two: Pulling from test\/tags/);
+    assert.match(r.stdout, /Status: Downloaded newer image for .*test\/tags\n/);
+    const ls = await docker(d.host, ['images', '--format', '{{.Tag}} {{.ID}}', `${reg.host}/test/tags`]);
+    assert.deepEqual(ls.stdout.trim().split('\n').sort(), [`one ${a.imageId.slice(7, 19)}`, `two ${b.imageId.slice(7, 19)}`]);
+  });
+
   test('multi-platform: the platform asked for is pulled', async () => {
     const arm = await makeLayer([{ name: 'arch', data: 'arm64' }]);
     const amd = await makeLayer([{ name: 'arch', data: 'amd64' }]);
