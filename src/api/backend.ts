@@ -5,6 +5,9 @@ import type { PullListener } from '../images/progress.js';
 import type { AuthConfig } from '../pull/auth.js';
 import type { DeleteItem, HistoryItem, ImageInspect, ImageSummary, PruneReport } from '../images/types.js';
 import type { Filters } from './context.js';
+import type { Readable } from 'node:stream';
+import type { AttachOptions, ContainerSummary, LogsOptions, WaitCondition, WaitResult } from '../containers/types.js';
+import type { LogEntry } from '../exec/jsonlog.js';
 
 export interface SystemBackend {
   version(): VersionInfo;
@@ -32,7 +35,27 @@ export interface ImagesBackend {
   check(): Promise<Array<{ chainId: string; diffId: string; ok: boolean; actual: string }>>;
 }
 
+export interface ContainersBackend {
+  create(name: string | undefined, body: unknown): Promise<{ Id: string; Warnings: string[] }>;
+  list(opts: { all: boolean; limit: number | undefined; filters: Filters }): ContainerSummary[];
+  inspect(ref: string): Record<string, unknown>;
+  start(ref: string): Promise<void>;
+  stop(ref: string, timeout: number | undefined): Promise<void>;
+  restart(ref: string, timeout: number | undefined): Promise<void>;
+  kill(ref: string, signal: string | undefined): Promise<void>;
+  wait(ref: string, condition: WaitCondition, cancel: AbortSignal): Promise<WaitResult>;
+  remove(ref: string, force: boolean): Promise<void>;
+  isTty(ref: string): boolean;
+  logs(ref: string, opts: LogsOptions, cancel: AbortSignal): AsyncGenerator<LogEntry>;
+  attach(
+    ref: string,
+    opts: AttachOptions,
+    io: { write(stream: 'stdout' | 'stderr', data: Buffer): Promise<void>; input: Readable | undefined; closed: Promise<void> },
+  ): Promise<void>;
+}
+
 export interface Backend {
   system: SystemBackend;
   images: ImagesBackend;
+  containers: ContainersBackend;
 }

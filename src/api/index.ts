@@ -1,4 +1,5 @@
 import type { Backend } from './backend.js';
+import { containerRoutes } from './routes/containers.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
 import { Router } from './router.js';
@@ -8,6 +9,7 @@ export function buildRouter(backend: Backend): Router {
   const router = new Router();
   systemRoutes(router, backend.system);
   imageRoutes(router, backend.images);
+  containerRoutes(router, backend.containers);
   return router;
 }
 

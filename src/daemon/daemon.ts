@@ -13,6 +13,10 @@ import { RegistryClient } from '../pull/registry.js';
 import { ImageStore } from '../store/images.js';
 import { LayerStore } from '../store/layers.js';
 import { RefStore } from '../store/refs.js';
+import { ContainerStore } from '../store/containers.js';
+import { ContainerService } from '../containers/service.js';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { VERSION, GIT_COMMIT } from '../version.js';
 import type { DaemonConfig } from './config.js';
 import { openListeners, type Listener } from './listeners.js';
@@ -41,9 +45,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   };
 
   let backend: Backend;
+  let containers: ContainerService;
   try {
     const root = await DataRoot.load(realRoot, logger);
-    backend = await makeBackend(config, root, logger);
+    ({ backend, containers } = await makeBackend(config, root, logger));
+    await containers.restore();
   } catch (err) {
     await cleanup();
     throw err;
@@ -86,6 +92,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 
   api.stopAccepting();
   await removeSockets(listeners);
+  await containers.shutdown().catch((err: Error) => logger.warn('stopping containers failed', { error: err.message }));
   const deadline = Date.now() + (opts.shutdownGraceMs ?? 10_000);
   while (api.active() > 0 && Date.now() < deadline && !forced) {
     await new Promise((r) => setTimeout(r, 50));
@@ -98,7 +105,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 }
 
 /** Opens the stores (each runs its start-up recovery) and the services over them. */
-async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger): Promise<Backend> {
+async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger): Promise<{ backend: Backend; containers: ContainerService }> {
   const layers = await LayerStore.open(root.path, logger);
   const images = await ImageStore.open(root.path, layers, logger);
   const refs = await RefStore.open(root.path, (id) => images.get(id) !== undefined);
@@ -117,7 +124,22 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
         ...(auth ? { auth } : {}),
       }),
   });
-  return {
+  const containerStore = await ContainerStore.open(root.path, logger);
+  const containers = new ContainerService({
+    store: containerStore,
+    images: service,
+    layers,
+    logger,
+    runtimes: config.runtimes,
+    defaultRuntime: config.defaultRuntime,
+    // Runtime state lives on tmpfs, like the containers it describes: gone after a reboot.
+    execRoot: join('/run/skiff', createHash('sha256').update(root.path).digest('hex').slice(0, 12)),
+    logDriver: config.logDriver,
+    logOpts: config.logOpts,
+    liveRestore: config.liveRestore,
+  });
+  service.setImageInUse((id) => containers.imagesInUse().get(id));
+  const backend: Backend = {
     system: {
       version: () => versionInfo(config.experimental),
       info: () =>
@@ -125,13 +147,14 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
           config,
           dataRoot: root.path,
           engineId: root.engineId,
-          // Containers arrive with their own issue.
-          counts: { containers: { running: 0, paused: 0, stopped: 0 }, images: images.list().length },
+          counts: { containers: containers.counts(), images: images.list().length },
           eventListeners: 0,
         }),
     },
     images: service,
+    containers,
   };
+  return { backend, containers };
 }
 
 async function removeSockets(listeners: Listener[]): Promise<void> {

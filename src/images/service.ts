@@ -59,7 +59,14 @@ export interface PreparedPull {
 }
 
 export class ImageService {
+  /** Which container uses an image (rmi answers 409 then); set once containers exist. */
+  private inUse: (imageId: string) => string | undefined = () => undefined;
+
   constructor(private readonly o: ImageServiceOptions) {}
+
+  setImageInUse(fn: (imageId: string) => string | undefined): void {
+    this.inUse = fn;
+  }
 
   private ctx(): PullContext {
     return {
@@ -337,6 +344,12 @@ export class ImageService {
     if (!found) throw new NotFound(`No such image: ${displayName(name)}`);
     const { image, byRef } = found;
     const out: DeleteItem[] = [];
+    const user = this.inUse(image.id);
+    const lastRef = this.o.refs.refsOf(image.id).filter((r) => !r.includes('@')).length <= 1;
+    if (user && !opts.force && (!byRef || lastRef)) {
+      const what = byRef ? `repository reference "${familiarString(parseReference(byRef))}"` : image.id.slice(7, 19);
+      throw new Conflict(`conflict: unable to ${byRef ? 'remove' : 'delete'} ${what} (must force) - container ${user.slice(0, 12)} is using its referenced image ${image.id.slice(7, 19)}`);
+    }
     const refs = this.o.refs.refsOf(image.id);
     const tagRefs = refs.filter((r) => !r.includes('@'));
     if (byRef) {
@@ -364,6 +377,8 @@ export class ImageService {
 
   private async deleteImage(image: StoredImage, noprune: boolean): Promise<DeleteItem[]> {
     const out: DeleteItem[] = [];
+    // A forced rmi of an image a container uses only untags it, as dockerd does.
+    if (this.inUse(image.id)) return out;
     await this.o.images.delete(image.id);
     out.push({ Deleted: image.id });
     if (noprune) return out;
@@ -382,6 +397,7 @@ export class ImageService {
     for (const img of this.o.images.list()) {
       const tagged = this.o.refs.refsOf(img.id).some((r) => !r.includes('@'));
       if (danglingOnly && tagged) continue;
+      if (this.inUse(img.id)) continue;
       const labels = parseConfig(img).config?.Labels ?? null;
       if (filters.get('label')?.some((l) => !labelMatches(labels, l))) continue;
       const before = this.o.layers.list().reduce((n, l) => n + l.size, 0);

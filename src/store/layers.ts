@@ -115,6 +115,11 @@ export class LayerStore {
       pruned++;
     }
     if (pruned > 0) this.logger.info(`Pruned ${pruned} unfinished or unreferenced layers`);
+    const links = join(this.overlay, 'l');
+    for (const name of await fs.readdir(links).catch(() => [] as string[])) {
+      const target = await fs.readlink(join(links, name)).catch(() => '');
+      if (!used.has(target.split('/')[1] ?? '')) await fs.rm(join(links, name), { force: true });
+    }
   }
 
   get(chainId: string): LayerRecord | undefined {
@@ -206,6 +211,37 @@ export class LayerStore {
     }
     const actual = 'sha256:' + h.digest('hex');
     return { ok: actual === rec.diffId, actual };
+  }
+
+  /**
+   * A short relative name for the layer's diff (`l/<26 chars>` under
+   * overlay2/), as Docker makes them, so a mount's lowerdir list of many
+   * layers fits in the kernel's one-page option limit.
+   */
+  async shortLink(chainId: string): Promise<string> {
+    const rec = this.records.get(chainId);
+    if (!rec) throw new NotFound(`layer ${chainId} not found`);
+    const dir = join(this.overlay, rec.cacheId);
+    let id: string;
+    try {
+      id = (await fs.readFile(join(dir, 'link'), 'utf8')).trim();
+    } catch {
+      id = randomBytes(16).toString('base64url').replace(/[-_]/g, 'x').slice(0, 26).toUpperCase();
+      await writeFileDurable(join(dir, 'link'), id);
+    }
+    const l = join(this.overlay, 'l');
+    await fs.mkdir(l, { recursive: true, mode: 0o700 });
+    try {
+      await fs.symlink(`../${rec.cacheId}/diff`, join(l, id));
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw err;
+    }
+    return `l/${id}`;
+  }
+
+  /** The folder short links are relative to. */
+  get overlayDir(): string {
+    return this.overlay;
   }
 
   diffDir(chainId: string): string {

@@ -1,0 +1,780 @@
+// The container service: Docker's container lifecycle over the container
+// store, the image store (root filesystems) and the OCI runtime. Each
+// running container has a monitor (exec/monitor.ts) that outlives the daemon
+// and records the exit code, so state survives kill -9 of skiff.
+import { EventEmitter } from 'node:events';
+import { promises as fs, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { Conflict, InvalidParameter, NotModified, SystemError, messageOf } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { JsonLogWriter, parseLogOpts, readLog, type LogEntry } from '../exec/jsonlog.js';
+import { startMonitor, readExit, monitorAlive, reattach, type MonitorExit } from '../exec/monitor.js';
+import { OciRuntime, signalNumber } from '../exec/runtime.js';
+import {
+  buildSpec,
+  capabilitiesFromMask,
+  mergeConfig,
+  parseProcLimits,
+  specToJSON,
+  validateHostConfig,
+  volumeRequests,
+  type ContainerConfig,
+  type DeviceNode,
+  type HostConfig,
+  type ImageConfig,
+} from '../exec/spec.js';
+import { hostname as osHostname } from 'node:os';
+import { statSync } from 'node:fs';
+import { resolveUser } from '../exec/user.js';
+import { createNetns, deleteNetns, netnsName } from '../net/netns.js';
+import type { ImageService } from '../images/service.js';
+import { ContainerStore, initialState, ZERO_TIME, type ContainerRecord } from '../store/containers.js';
+import type { LayerStore } from '../store/layers.js';
+import { mountOverlay, unmount } from '../store/mount.js';
+import { checkName, randomName } from './names.js';
+import type { AttachOptions, ContainerSummary, LogsOptions, WaitCondition, WaitResult } from './types.js';
+
+export interface ContainerServiceOptions {
+  store: ContainerStore;
+  images: ImageService;
+  layers: LayerStore;
+  logger: Logger;
+  runtimes: Record<string, { path: string; runtimeArgs: string[] }>;
+  defaultRuntime: string;
+  /** State of the OCI runtimes (on tmpfs: gone after a reboot, like the containers). */
+  execRoot: string;
+  logDriver: string;
+  logOpts: Record<string, string>;
+  liveRestore: boolean;
+}
+
+/** One output chunk of a running container, for attach and logs -f. */
+interface Output {
+  stream: 'stdout' | 'stderr';
+  data: Buffer;
+}
+
+interface Running {
+  monitor: { stdout: Readable; stderr?: Readable; stdin?: Writable; exited: Promise<MonitorExit> };
+  output: EventEmitter;
+  log: JsonLogWriter | undefined;
+  stdin: Writable | undefined;
+}
+
+export class ContainerService {
+  private readonly running = new Map<string, Running>();
+  /** Fired with the container id when a container stops or is removed. */
+  private readonly events = new EventEmitter();
+  private readonly runtimeCache = new Map<string, OciRuntime>();
+
+  constructor(private readonly o: ContainerServiceOptions) {
+    this.events.setMaxListeners(0);
+  }
+
+  private runtime(name: string): OciRuntime {
+    let rt = this.runtimeCache.get(name);
+    if (!rt) {
+      const spec = this.o.runtimes[name];
+      if (!spec) throw new InvalidParameter(`unknown or invalid runtime name: ${name}`);
+      rt = new OciRuntime({ name, path: spec.path, args: spec.runtimeArgs, root: join(this.o.execRoot, name), hideUnifiedCgroup: name === 'crun' });
+      this.runtimeCache.set(name, rt);
+    }
+    return rt;
+  }
+
+  // ---- create ------------------------------------------------------------
+
+  async create(name: string | undefined, body: unknown): Promise<{ Id: string; Warnings: string[] }> {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidParameter('config cannot be empty in order to create a container');
+    const b = body as Record<string, unknown>;
+    const hostConfig = validateHostConfig(b.HostConfig ?? {});
+    const imageName = b.Image;
+    if (typeof imageName !== 'string' || imageName === '') throw new InvalidParameter('No command specified');
+    const image = this.o.images.lookup(imageName);
+    const imageCfg = (JSON.parse(image.config.toString('utf8')) as { config?: ImageConfig }).config ?? {};
+    const runtimeName = (hostConfig.Runtime as string | undefined) || this.o.defaultRuntime;
+    this.runtime(runtimeName);
+    const mode = String(hostConfig.NetworkMode ?? 'default');
+    if (!['default', 'bridge', 'host', 'none', ''].includes(mode)) {
+      // 400, not 404: a 404 would make the docker CLI try to pull.
+      throw new InvalidParameter(`network mode ${mode} is not supported yet (use default, bridge, host or none)`);
+    }
+    const id = this.o.store.newId();
+    const finalName = name ? checkName(name) : this.freeRandomName();
+    const config = mergeConfig(imageCfg, b as ContainerConfig, { id, hostConfig, hostHostname: osHostname() });
+    if (volumeRequests(config, hostConfig).length > 0) {
+      throw new InvalidParameter('named and anonymous volumes are not supported yet: use a bind mount (-v /host/path:/path)');
+    }
+    if (!config.Cmd?.length && !config.Entrypoint?.length) throw new InvalidParameter('No command specified');
+    const argv = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
+    if (this.o.logDriver === 'json-file' || (hostConfig.LogConfig as { Type?: string } | undefined)?.Type === 'json-file') {
+      parseLogOpts({ ...this.o.logOpts, ...(((hostConfig.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) });
+    }
+    const rec: ContainerRecord = {
+      Id: id,
+      Name: `/${finalName}`,
+      Created: new Date().toISOString(),
+      Path: argv[0] as string,
+      Args: argv.slice(1),
+      Image: image.id,
+      State: initialState(),
+      RestartCount: 0,
+      Config: { ...config, Image: imageName } as unknown as Record<string, unknown>,
+      HostConfig: { ...hostConfig, NetworkMode: mode === '' ? 'default' : mode, Runtime: runtimeName } as unknown as Record<string, unknown>,
+      MonitorPid: 0,
+      ManuallyStopped: false,
+    };
+    await this.o.store.create(rec);
+    return { Id: id, Warnings: [] };
+  }
+
+  private freeRandomName(): string {
+    for (let i = 0; ; i++) {
+      const n = i < 20 ? randomName() : `${randomName()}${i}`;
+      if (!this.o.store.nameInUse(n)) return n;
+    }
+  }
+
+  // ---- start ---------------------------------------------------------------
+
+  async start(ref: string): Promise<void> {
+    const c = this.o.store.get(ref);
+    if (c.State.Running) throw new NotModified();
+    c.ManuallyStopped = false;
+    try {
+      await this.launch(c);
+    } catch (err) {
+      c.State = { ...c.State, Status: c.State.Status === 'created' ? 'created' : 'exited', Error: messageOf(err), Running: false, Pid: 0 };
+      await this.o.store.save(c);
+      await this.cleanupRun(c).catch(() => undefined);
+      if ((c.HostConfig.AutoRemove as boolean | undefined) === true) await this.removeNow(c);
+      // moby reports start failures as 400 with the runtime's words; the CLI maps them to 125/126/127.
+      throw err instanceof SystemError || !(err instanceof Error && 'kind' in err) ? new InvalidParameter(messageOf(err)) : err;
+    }
+  }
+
+  private async launch(c: ContainerRecord): Promise<void> {
+    const p = this.o.store.paths(c.Id);
+    const image = this.o.images.lookup(c.Image);
+    const lowers: string[] = [];
+    for (const chain of [...image.chainIds].reverse()) lowers.push(await this.o.layers.shortLink(chain));
+    await fs.mkdir(p.merged, { recursive: true });
+    await unmount(p.merged);
+    if (lowers.length === 0) {
+      // An image without layers (FROM scratch, nothing added): an empty lower.
+      const empty = join(p.dir, 'rootfs', 'empty');
+      await fs.mkdir(empty, { recursive: true });
+      lowers.push(empty);
+    }
+    await mountOverlay(p.merged, lowers, p.upper, p.work, this.o.layers.overlayDir);
+    const cfg = c.Config as unknown as ContainerConfig;
+    const hc = c.HostConfig as unknown as HostConfig;
+    const hostname = (cfg.Hostname as string | undefined) || c.Id.slice(0, 12);
+    await fs.writeFile(p.hostnamePath, `${hostname}\n`);
+    await fs.writeFile(
+      p.hostsPath,
+      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hostname}\n`,
+    );
+    await fs.writeFile(p.resolvPath, resolvConf(String(hc.NetworkMode)));
+    const readRoot = (rel: string) => {
+      try {
+        return readFileSync(join(p.merged, rel), 'utf8');
+      } catch {
+        return undefined;
+      }
+    };
+    const user = resolveUser(String(cfg.User ?? ''), readRoot('etc/passwd'), readRoot('etc/group'), (hc.GroupAdd as string[] | undefined) ?? []);
+    const workdir = String(cfg.WorkingDir || '/');
+    await fs.mkdir(join(p.merged, workdir), { recursive: true }).catch(() => undefined);
+    let netns: string | 'host' | undefined;
+    const mode = String(hc.NetworkMode);
+    if (mode === 'host') netns = 'host';
+    else netns = await createNetns(netnsName(c.Id));
+    const spec = buildSpec({
+      id: c.Id,
+      name: c.Name.slice(1),
+      config: cfg,
+      hostConfig: hc,
+      rootfs: p.merged,
+      user,
+      netnsPath: netns,
+      hostsPath: p.hostsPath,
+      hostnamePath: p.hostnamePath,
+      resolvPath: p.resolvPath,
+      cgroupsPath: `/skiff/${c.Id}`,
+      boundingCaps: HOST_CAPS,
+      hostRlimits: HOST_RLIMITS,
+      resolveDevice,
+    });
+    // specToJSON, not JSON.stringify: an unlimited rlimit is 2^64-1, beyond a JS number.
+    await fs.writeFile(join(p.bundle, 'config.json'), specToJSON(spec));
+    const rt = this.runtime(String(hc.Runtime ?? this.o.defaultRuntime));
+    await rt.delete(c.Id, true).catch(() => false);
+    const tty = cfg.Tty === true;
+    const monitor = await startMonitor({ id: c.Id, runtime: rt, bundle: p.bundle, dir: p.dir, stdin: cfg.OpenStdin === true, tty });
+    const logOpts = parseLogOpts({ ...this.o.logOpts, ...(((hc.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) });
+    const driver = ((hc.LogConfig as { Type?: string } | undefined)?.Type) || this.o.logDriver;
+    const running: Running = {
+      monitor,
+      output: new EventEmitter(),
+      log: driver === 'none' ? undefined : new JsonLogWriter(p.logPath, logOpts),
+      stdin: monitor.stdin,
+    };
+    running.output.setMaxListeners(0);
+    this.running.set(c.Id, running);
+    this.pipeOutput(c.Id, running);
+    // Attached clients subscribe now, before any output can arrive (next tick at the earliest).
+    this.events.emit('started', c.Id);
+    const state = await waitForState(rt, c.Id);
+    c.State = { ...initialState(), Status: 'running', Running: true, Pid: state?.pid ?? 0, StartedAt: new Date().toISOString(), FinishedAt: ZERO_TIME };
+    c.MonitorPid = monitor.pid;
+    await this.o.store.save(c);
+    void monitor.exited.then((r) => this.onExit(c.Id, r.exitCode));
+  }
+
+  private pipeOutput(id: string, r: Running): void {
+    const feed = (stream: 'stdout' | 'stderr', src: Readable | undefined) => {
+      src?.on('data', (data: Buffer) => {
+        void r.log?.write(stream, data);
+        r.output.emit('data', { stream, data } satisfies Output);
+      });
+    };
+    feed('stdout', r.monitor.stdout);
+    feed('stderr', r.monitor.stderr);
+    void id;
+  }
+
+  private async onExit(id: string, exitCode: number): Promise<void> {
+    const c = this.o.store.find(id);
+    const r = this.running.get(id);
+    // Let the last output reach the log before anyone is told.
+    await new Promise((res) => setImmediate(res));
+    await r?.log?.close();
+    r?.output.emit('end');
+    this.running.delete(id);
+    if (!c) return;
+    c.State = { ...c.State, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: exitCode, FinishedAt: new Date().toISOString() };
+    c.MonitorPid = 0;
+    await this.o.store.save(c);
+    await this.cleanupRun(c).catch((err: Error) => this.o.logger.warn('cleanup after exit failed', { container: id, error: err.message }));
+    this.events.emit('exit', id, exitCode);
+    if ((c.HostConfig.AutoRemove as boolean | undefined) === true) {
+      await this.removeNow(c);
+      return;
+    }
+    await this.maybeRestart(c, exitCode);
+  }
+
+  private async maybeRestart(c: ContainerRecord, exitCode: number): Promise<void> {
+    const policy = (c.HostConfig.RestartPolicy ?? {}) as { Name?: string; MaximumRetryCount?: number };
+    const name = policy.Name ?? 'no';
+    if (c.ManuallyStopped || name === 'no' || name === '') return;
+    if (name === 'on-failure' && (exitCode === 0 || (policy.MaximumRetryCount && c.RestartCount >= policy.MaximumRetryCount))) return;
+    // Docker's back-off: 100 ms doubling, reset after 10 s of running.
+    const ran = Date.parse(c.State.FinishedAt) - Date.parse(c.State.StartedAt);
+    const delay = ran > 10_000 ? 100 : Math.min(100 * 2 ** Math.min(c.RestartCount, 10), 60_000);
+    c.State = { ...c.State, Status: 'restarting', Restarting: true };
+    await this.o.store.save(c);
+    setTimeout(() => {
+      const cur = this.o.store.find(c.Id);
+      if (!cur || cur.ManuallyStopped || cur.State.Running) return;
+      cur.RestartCount++;
+      void this.launch(cur).catch(async (err: Error) => {
+        cur.State = { ...cur.State, Status: 'exited', Restarting: false, Error: err.message };
+        await this.o.store.save(cur);
+      });
+    }, delay).unref();
+  }
+
+  private async cleanupRun(c: ContainerRecord): Promise<void> {
+    const p = this.o.store.paths(c.Id);
+    await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).delete(c.Id, true).catch(() => false);
+    await unmount(p.merged);
+    if (String(c.HostConfig.NetworkMode) !== 'host') await deleteNetns(netnsName(c.Id));
+  }
+
+  // ---- stop / kill -----------------------------------------------------------
+
+  async kill(ref: string, signal: string | undefined): Promise<void> {
+    const c = this.o.store.get(ref);
+    if (!c.State.Running) throw new Conflict(`Cannot kill container: ${ref}: Container ${c.Id} is not running`);
+    const sig = parseSignal(signal ?? 'KILL');
+    if (sig === 9 || sig === 15) c.ManuallyStopped = true;
+    await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).kill(c.Id, sig, true);
+  }
+
+  async stop(ref: string, timeout: number | undefined): Promise<void> {
+    const c = this.o.store.get(ref);
+    if (!c.State.Running) throw new NotModified();
+    c.ManuallyStopped = true;
+    await this.o.store.save(c);
+    const rt = this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime));
+    const cfg = c.Config as { StopSignal?: string; StopTimeout?: number };
+    const t = timeout ?? cfg.StopTimeout ?? 10;
+    const exited = this.nextExit(c.Id);
+    await rt.kill(c.Id, parseSignal(cfg.StopSignal ?? 'TERM'), true).catch(() => undefined);
+    const done = await Promise.race([exited.then(() => true), sleep(Math.max(0, t) * 1000).then(() => false)]);
+    if (!done) {
+      await rt.kill(c.Id, 9, true).catch(() => undefined);
+      await exited;
+    }
+  }
+
+  async restart(ref: string, timeout: number | undefined): Promise<void> {
+    const c = this.o.store.get(ref);
+    if (c.State.Running) await this.stop(ref, timeout);
+    await this.start(c.Id);
+  }
+
+  private nextExit(id: string): Promise<number> {
+    return new Promise((resolve) => {
+      const on = (cid: string, code: number) => {
+        if (cid !== id) return;
+        this.events.off('exit', on);
+        resolve(code);
+      };
+      this.events.on('exit', on);
+    });
+  }
+
+  // ---- wait ------------------------------------------------------------------
+
+  /** Resolves when the condition holds; `cancel` drops the waiter (client went away). */
+  wait(ref: string, condition: WaitCondition, cancel: AbortSignal): Promise<WaitResult> {
+    const c = this.o.store.get(ref);
+    const id = c.Id;
+    if (condition === 'not-running' && !c.State.Running && c.State.Status !== 'restarting') {
+      return Promise.resolve({ StatusCode: c.State.ExitCode, Error: null });
+    }
+    return new Promise((resolve) => {
+      const onExit = (cid: string, code: number) => {
+        if (cid !== id || condition === 'removed') return;
+        done();
+        resolve({ StatusCode: code, Error: null });
+      };
+      const onRemoved = (cid: string, code: number) => {
+        if (cid !== id || condition !== 'removed') return;
+        done();
+        resolve({ StatusCode: code, Error: null });
+      };
+      const done = () => {
+        this.events.off('exit', onExit);
+        this.events.off('removed', onRemoved);
+      };
+      this.events.on('exit', onExit);
+      this.events.on('removed', onRemoved);
+      cancel.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  // ---- remove ------------------------------------------------------------------
+
+  async remove(ref: string, force: boolean): Promise<void> {
+    const c = this.o.store.get(ref);
+    if (c.State.Running || c.State.Status === 'restarting') {
+      if (!force) {
+        throw new Conflict(`You cannot remove a running container ${c.Id}. Stop the container before attempting removal or force remove`);
+      }
+      c.ManuallyStopped = true;
+      const exited = this.nextExit(c.Id);
+      await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).kill(c.Id, 9, true).catch(() => undefined);
+      await Promise.race([exited, sleep(10_000)]);
+      if ((c.HostConfig.AutoRemove as boolean | undefined) === true) return;
+    }
+    await this.removeNow(c);
+  }
+
+  private async removeNow(c: ContainerRecord): Promise<void> {
+    if (!this.o.store.find(c.Id)) return;
+    await this.cleanupRun(c).catch(() => undefined);
+    await this.o.store.remove(c.Id);
+    this.events.emit('removed', c.Id, c.State.ExitCode);
+  }
+
+  // ---- queries -------------------------------------------------------------------
+
+  inspect(ref: string): Record<string, unknown> {
+    const c = this.o.store.get(ref);
+    const p = this.o.store.paths(c.Id);
+    return {
+      Id: c.Id,
+      Created: c.Created,
+      Path: c.Path,
+      Args: c.Args,
+      State: { ...c.State, Health: undefined },
+      Image: c.Image,
+      ResolvConfPath: p.resolvPath,
+      HostnamePath: p.hostnamePath,
+      HostsPath: p.hostsPath,
+      LogPath: p.logPath,
+      Name: c.Name,
+      RestartCount: c.RestartCount,
+      Driver: 'overlay2',
+      Platform: 'linux',
+      MountLabel: '',
+      ProcessLabel: '',
+      AppArmorProfile: '',
+      ExecIDs: null,
+      HostConfig: c.HostConfig,
+      GraphDriver: { Name: 'overlay2', Data: { MergedDir: p.merged, UpperDir: p.upper, WorkDir: p.work } },
+      Mounts: [],
+      Config: c.Config,
+      NetworkSettings: { Bridge: '', SandboxID: '', Ports: {}, Networks: {} },
+    };
+  }
+
+  list(opts: { all: boolean; limit: number | undefined; filters: Map<string, string[]> }): ContainerSummary[] {
+    let list = this.o.store.list().sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created));
+    if (!opts.all) list = list.filter((c) => c.State.Running || c.State.Status === 'restarting' || c.State.Paused);
+    const f = opts.filters;
+    for (const k of f.keys()) {
+      if (!['id', 'name', 'label', 'status', 'ancestor', 'exited', 'health', 'before', 'since', 'network', 'volume', 'is-task'].includes(k)) {
+        throw new InvalidParameter(`invalid filter '${k}'`);
+      }
+    }
+    list = list.filter((c) => {
+      const cfg = c.Config as { Labels?: Record<string, string> | null; Image?: string };
+      if (f.get('id')?.length && !f.get('id')?.some((v) => c.Id.startsWith(v))) return false;
+      if (f.get('name')?.length && !f.get('name')?.some((v) => new RegExp(v).test(c.Name.slice(1)))) return false;
+      if (f.get('status')?.length && !f.get('status')?.includes(c.State.Status)) return false;
+      if (f.get('exited')?.length && (c.State.Status !== 'exited' || !f.get('exited')?.includes(String(c.State.ExitCode)))) return false;
+      if (f.get('ancestor')?.length && !f.get('ancestor')?.some((a) => a === cfg.Image || this.tryImageId(a) === c.Image)) return false;
+      for (const l of f.get('label') ?? []) {
+        const i = l.indexOf('=');
+        const k = i === -1 ? l : l.slice(0, i);
+        const labels = cfg.Labels ?? {};
+        if (!(k in labels) || (i !== -1 && labels[k] !== l.slice(i + 1))) return false;
+      }
+      return true;
+    });
+    if (opts.limit !== undefined && opts.limit > 0) list = list.slice(0, opts.limit);
+    return list.map((c) => {
+      const cfg = c.Config as { Labels?: Record<string, string> | null; Image?: string };
+      return {
+        Id: c.Id,
+        Names: [c.Name],
+        Image: cfg.Image ?? c.Image,
+        ImageID: c.Image,
+        Command: [c.Path, ...c.Args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
+        Created: Math.floor(Date.parse(c.Created) / 1000),
+        Ports: [],
+        Labels: cfg.Labels ?? {},
+        State: c.State.Status,
+        Status: humanStatus(c),
+        HostConfig: { NetworkMode: String(c.HostConfig.NetworkMode ?? 'default') },
+        NetworkSettings: { Networks: {} },
+        Mounts: [],
+      };
+    });
+  }
+
+  private tryImageId(name: string): string | undefined {
+    try {
+      return this.o.images.lookup(name).id;
+    } catch {
+      return undefined;
+    }
+  }
+
+  counts(): { running: number; paused: number; stopped: number } {
+    let running = 0;
+    let paused = 0;
+    let stopped = 0;
+    for (const c of this.o.store.list()) {
+      if (c.State.Paused) paused++;
+      else if (c.State.Running) running++;
+      else stopped++;
+    }
+    return { running, paused, stopped };
+  }
+
+  /** Image IDs that containers use (rmi answers 409 for them). */
+  imagesInUse(): Map<string, string> {
+    return new Map(this.o.store.list().map((c) => [c.Image, c.Id]));
+  }
+
+  // ---- logs and attach -------------------------------------------------------------
+
+  isTty(ref: string): boolean {
+    return (this.o.store.get(ref).Config as { Tty?: boolean }).Tty === true;
+  }
+
+  async *logs(ref: string, opts: LogsOptions, cancel: AbortSignal): AsyncGenerator<LogEntry> {
+    const c = this.o.store.get(ref);
+    const p = this.o.store.paths(c.Id);
+    const driver = ((c.HostConfig.LogConfig as { Type?: string } | undefined)?.Type) || this.o.logDriver;
+    if (driver === 'none') throw new InvalidParameter('configured logging driver does not support reading');
+    const r = this.running.get(c.Id);
+    // Subscribe before reading the file, so nothing falls between history and live output.
+    const live: Output[] = [];
+    let ended = !opts.follow || !r;
+    let wake: (() => void) | undefined;
+    const onData = (o: Output) => {
+      live.push(o);
+      wake?.();
+    };
+    const onEnd = () => {
+      ended = true;
+      wake?.();
+    };
+    if (opts.follow && r) {
+      r.output.on('data', onData);
+      r.output.once('end', onEnd);
+    }
+    cancel.addEventListener('abort', onEnd, { once: true });
+    try {
+      const maxFile = parseLogOpts({ ...this.o.logOpts, ...(((c.HostConfig.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) }).maxFile;
+      const history: LogEntry[] = [];
+      for await (const e of readLog(p.logPath, maxFile)) {
+        if (!wanted(e, opts)) continue;
+        history.push(e);
+        if (opts.tail !== 'all' && history.length > opts.tail) history.shift();
+      }
+      if (opts.tail !== 0) yield* history;
+      const seen = history.length;
+      void seen;
+      // Live lines already in the file were read above; skip what arrived before the read finished.
+      live.length = 0;
+      while (!ended || live.length > 0) {
+        const o = live.shift();
+        if (o) {
+          const e: LogEntry = { log: o.data.toString('utf8'), stream: o.stream, time: new Date().toISOString() };
+          if (wanted(e, opts)) yield e;
+          continue;
+        }
+        await new Promise<void>((res) => (wake = res));
+        wake = undefined;
+      }
+    } finally {
+      r?.output.off('data', onData);
+      r?.output.off('end', onEnd);
+    }
+  }
+
+  /**
+   * Attaches a client: live output (after the log history when `logs`), and
+   * stdin to the container when asked. Resolves when the container stops or
+   * the client goes away.
+   */
+  async attach(
+    ref: string,
+    opts: AttachOptions,
+    io: { write(stream: 'stdout' | 'stderr', data: Buffer): Promise<void>; input: Readable | undefined; closed: Promise<void> },
+  ): Promise<void> {
+    const c = this.o.store.get(ref);
+    const id = c.Id;
+    const queue: Output[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    const onData = (o: Output) => {
+      queue.push(o);
+      wake?.();
+    };
+    const finish = () => {
+      done = true;
+      wake?.();
+    };
+    const subscribe = (r: Running) => {
+      r.output.on('data', onData);
+      r.output.once('end', finish);
+    };
+    // A container attached before start: wait for it to run.
+    const r0 = this.running.get(id);
+    let pendingStart: ((cid: string) => void) | undefined;
+    if (r0) subscribe(r0);
+    else {
+      pendingStart = (cid: string) => {
+        if (cid !== id) return;
+        const r = this.running.get(id);
+        if (r) {
+          subscribe(r);
+          pipeStdin(r);
+        }
+      };
+      this.events.on('started', pendingStart);
+    }
+    const onRemovedOrExit = (cid: string) => {
+      if (cid === id && !this.running.get(id)) finish();
+    };
+    this.events.on('removed', onRemovedOrExit);
+    void io.closed.then(finish);
+    const pipeStdin = (r: Running) => {
+      if (!opts.stdin || !io.input || !r.stdin) return;
+      io.input.pipe(r.stdin, { end: (c.Config as { StdinOnce?: boolean }).StdinOnce === true });
+    };
+    if (r0) pipeStdin(r0);
+    try {
+      if (opts.logs) {
+        for await (const e of readLog(this.o.store.paths(id).logPath, 1)) {
+          if ((e.stream === 'stdout' && opts.stdout) || (e.stream === 'stderr' && opts.stderr)) await io.write(e.stream, Buffer.from(e.log));
+        }
+      }
+      while (!done || queue.length > 0) {
+        const o = queue.shift();
+        if (o) {
+          if ((o.stream === 'stdout' && opts.stdout) || (o.stream === 'stderr' && opts.stderr)) await io.write(o.stream, o.data);
+          continue;
+        }
+        await new Promise<void>((res) => (wake = res));
+        wake = undefined;
+      }
+    } finally {
+      const r = this.running.get(id);
+      r?.output.off('data', onData);
+      r?.output.off('end', finish);
+      if (pendingStart) this.events.off('started', pendingStart);
+      this.events.off('removed', onRemovedOrExit);
+    }
+  }
+
+  // ---- daemon start and stop ------------------------------------------------------------
+
+  /** After a daemon (re)start: learn what happened to containers while skiff was away. */
+  async restore(): Promise<void> {
+    for (const c of this.o.store.list()) {
+      if (!c.State.Running && c.State.Status !== 'restarting') continue;
+      const p = this.o.store.paths(c.Id);
+      if (c.MonitorPid && monitorAlive(c.MonitorPid, c.Id)) {
+        if (this.o.liveRestore) {
+          const monitor = reattach(p.dir, c.MonitorPid);
+          const running: Running = { monitor, output: new EventEmitter(), log: new JsonLogWriter(p.logPath, parseLogOpts(this.o.logOpts)), stdin: undefined };
+          this.running.set(c.Id, running);
+          this.pipeOutput(c.Id, running);
+          void monitor.exited.then((r) => this.onExit(c.Id, r.exitCode));
+          this.o.logger.info('restored running container', { container: c.Id.slice(0, 12) });
+          continue;
+        }
+        // Docker's default: containers do not outlive the daemon.
+        await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).kill(c.Id, 9, true).catch(() => undefined);
+        for (let i = 0; i < 50 && monitorAlive(c.MonitorPid, c.Id); i++) await sleep(100);
+      }
+      const exit = readExit(p.dir);
+      c.State = { ...c.State, Status: 'exited', Running: false, Restarting: false, Pid: 0, ExitCode: exit?.exitCode ?? 255, FinishedAt: (exit?.finishedAt ?? new Date()).toISOString() };
+      c.MonitorPid = 0;
+      await this.o.store.save(c);
+      await this.cleanupRun(c).catch(() => undefined);
+      this.o.logger.info('container stopped while the daemon was down', { container: c.Id.slice(0, 12), exitCode: c.State.ExitCode });
+    }
+    // Restart policies are honoured when the daemon comes back (after a reboot too).
+    for (const c of this.o.store.list()) {
+      const policy = ((c.HostConfig.RestartPolicy ?? {}) as { Name?: string }).Name ?? 'no';
+      if (c.State.Running || c.ManuallyStopped) continue;
+      if (policy === 'always' || policy === 'unless-stopped' || (policy === 'on-failure' && c.State.ExitCode !== 0 && c.State.Status === 'exited')) {
+        if (c.State.Status === 'created') continue;
+        await this.launch(c).catch((err: Error) => this.o.logger.warn('restart at daemon start failed', { container: c.Id.slice(0, 12), error: err.message }));
+      }
+    }
+  }
+
+  /** Daemon shutdown: without live-restore, containers stop with the daemon (as in Docker). */
+  async shutdown(): Promise<void> {
+    if (this.o.liveRestore) return;
+    await Promise.all(
+      [...this.running.keys()].map(async (id) => {
+        const c = this.o.store.find(id);
+        if (!c) return;
+        const exited = this.nextExit(id);
+        await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).kill(id, parseSignal((c.Config as { StopSignal?: string }).StopSignal ?? 'TERM'), true).catch(() => undefined);
+        if (!(await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]))) {
+          await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).kill(id, 9, true).catch(() => undefined);
+          await Promise.race([exited, sleep(5_000)]);
+        }
+      }),
+    );
+  }
+
+  get emitter(): EventEmitter {
+    return this.events;
+  }
+}
+
+/** The daemon's own capability bounding set: a container can get no more (privileged included). */
+const HOST_CAPS = capabilitiesFromMask(/^CapBnd:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0');
+/** The daemon's limits: a container's ulimits are capped at the hard ones (raising them is refused here). */
+const HOST_RLIMITS = parseProcLimits(readFileSync('/proc/self/limits', 'utf8'));
+
+function resolveDevice(path: string): DeviceNode {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    throw new InvalidParameter(`error gathering device information while adding custom device "${path}": ${(err as Error).message}`);
+  }
+  const type = st.isCharacterDevice() ? 'c' : st.isBlockDevice() ? 'b' : st.isFIFO() ? 'p' : undefined;
+  if (!type) throw new InvalidParameter(`error gathering device information while adding custom device "${path}": not a device node`);
+  return { type, major: Math.floor(st.rdev / 256) & 0xfff, minor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00), fileMode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+}
+
+function wanted(e: LogEntry, o: LogsOptions): boolean {
+  if (e.stream === 'stdout' && !o.stdout) return false;
+  if (e.stream === 'stderr' && !o.stderr) return false;
+  const t = Date.parse(e.time) / 1000;
+  if (o.since && t < o.since) return false;
+  if (o.until && t > o.until) return false;
+  return true;
+}
+
+function parseSignal(s: string): number {
+  const n = /^\d+$/.test(s) ? Number(s) : signalNumber(s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`);
+  if (!n || n < 1 || n > 64) throw new InvalidParameter(`Invalid signal: ${s}`);
+  return n;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitForState(rt: OciRuntime, id: string): Promise<{ pid: number } | undefined> {
+  for (let i = 0; i < 50; i++) {
+    const s = await rt.state(id).catch(() => undefined);
+    if (s && s.pid > 0) return s;
+    await sleep(20);
+  }
+  return undefined;
+}
+
+/** The host's resolvers, unless they are loopback addresses the container cannot reach. */
+function resolvConf(networkMode: string): string {
+  let host = '';
+  try {
+    host = readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    host = '';
+  }
+  if (networkMode === 'host') return host;
+  const lines = host.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l));
+  return lines.join('\n').trim() + '\n';
+}
+
+/** "Up 2 seconds", "Exited (3) 1 second ago", "Created" as `docker ps` prints them. */
+export function humanStatus(c: ContainerRecord): string {
+  const s = c.State;
+  if (s.Status === 'created') return 'Created';
+  if (s.Status === 'restarting') return `Restarting (${s.ExitCode}) ${ago(s.FinishedAt)}`;
+  if (s.Running) return `Up ${duration(Date.now() - Date.parse(s.StartedAt))}${s.Paused ? ' (Paused)' : ''}`;
+  if (s.Status === 'dead') return 'Dead';
+  return `Exited (${s.ExitCode}) ${ago(s.FinishedAt)}`;
+}
+
+function ago(iso: string): string {
+  return `${duration(Date.now() - Date.parse(iso))} ago`;
+}
+
+/** Docker's units.HumanDuration. */
+export function duration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.floor(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.floor(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.floor(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.floor(h / 24 / 30)} months`;
+  return `${Math.floor(h / 24 / 365)} years`;
+}

@@ -1,0 +1,142 @@
+// Containers through the real docker CLI: run, logs, exec-less lifecycle,
+// stop/kill/rm, restart policies and a daemon killed -9 underneath.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { docker, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
+import { busyboxEntries } from '../helpers/debian.js';
+import { makeLayer, startRegistry, type TestRegistry } from '../helpers/registry.js';
+
+const BUSYBOX = '/bin/busybox';
+
+async function dockerInput(host: string, args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('docker', ['-H', host, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+describe('containers', () => {
+  let reg: TestRegistry;
+  let d: TestDaemon;
+  const dir = tempDir('skiff-containers-');
+
+  before(async () => {
+    reg = await startRegistry();
+    const entries = busyboxEntries(readFileSync(BUSYBOX));
+    entries.push({ name: 'bin/ip', type: 'symlink', linkname: 'busybox' }, { name: 'bin/cat', type: 'symlink', linkname: 'busybox' });
+    const layer = await makeLayer(entries);
+    await reg.pushImage('test/busybox', 'latest', [layer], { os: 'linux', architecture: 'amd64' }, { config: { cmd: ['sh'] } });
+    d = await startDaemon({ dir });
+    const p = await docker(d.host, ['pull', `${reg.host}/test/busybox`]);
+    assert.equal(p.code, 0, p.stderr);
+    assert.equal((await docker(d.host, ['tag', `${reg.host}/test/busybox`, 'busybox'])).code, 0);
+  });
+  after(async () => {
+    if (d) {
+      await docker(d.host, ['rm', '-f', ...(await docker(d.host, ['ps', '-aq'])).stdout.trim().split('\n').filter(Boolean)]);
+      d.cleanup();
+    }
+    await reg?.stop();
+  });
+
+  test('docker run --rm busybox echo hi prints hi and leaves nothing behind', async () => {
+    const r = await docker(d.host, ['run', '--rm', 'busybox', 'echo', 'hi']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'hi\n');
+    assert.equal((await docker(d.host, ['ps', '-aq'])).stdout.trim(), '');
+  });
+
+  test('exit codes and stderr come through', async () => {
+    const r = await docker(d.host, ['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    assert.equal(r.code, 3);
+    assert.equal(r.stdout, 'out\n');
+    assert.equal(r.stderr, 'err\n');
+    const missing = await docker(d.host, ['run', '--rm', 'busybox', 'no-such-command']);
+    assert.equal(missing.code, 127, missing.stderr);
+  });
+
+  test('stdin piped into run -i', async () => {
+    const r = await dockerInput(d.host, ['run', '-i', '--rm', 'busybox', 'cat'], 'through stdin\n');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'through stdin\n');
+  });
+
+  test('run -d, ps, logs, stop (143), start 304, rm 409 then -f', async () => {
+    const run = await docker(d.host, ['run', '-d', '--name', 'looper', 'busybox', 'sh', '-c', 'echo started; trap "exit 143" TERM; while true; do sleep 0.1; done']);
+    assert.equal(run.code, 0, run.stderr);
+    const id = run.stdout.trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const ps = await docker(d.host, ['ps', '--format', '{{.Names}} {{.Status}}']);
+    assert.match(ps.stdout, /^looper Up /m);
+    await new Promise((r) => setTimeout(r, 300));
+    const logs = await docker(d.host, ['logs', 'looper']);
+    assert.equal(logs.stdout, 'started\n');
+    const again = await docker(d.host, ['start', 'looper']);
+    assert.equal(again.code, 0);
+    const rm = await docker(d.host, ['rm', 'looper']);
+    assert.equal(rm.code, 1);
+    assert.match(rm.stderr, /You cannot remove a running container/);
+    const stop = await docker(d.host, ['stop', '-t', '5', 'looper']);
+    assert.equal(stop.code, 0, stop.stderr);
+    const state = JSON.parse((await docker(d.host, ['inspect', 'looper'])).stdout)[0].State;
+    assert.equal(state.Status, 'exited');
+    assert.equal(state.ExitCode, 143);
+    assert.equal(state.Running, false);
+    assert.match((await docker(d.host, ['ps', '-a', '--format', '{{.Status}}', '--filter', 'name=looper'])).stdout, /^Exited \(143\)/);
+    assert.equal((await docker(d.host, ['rm', 'looper'])).code, 0);
+  });
+
+  test('the default network is an isolated namespace with loopback; host is the host', async () => {
+    const iso = await docker(d.host, ['run', '--rm', 'busybox', 'ip', '-o', 'link']);
+    assert.equal(iso.code, 0, iso.stderr);
+    assert.deepEqual(iso.stdout.trim().split('\n').map((l) => l.split(':')[1]?.trim()), ['lo']);
+    const host = await docker(d.host, ['run', '--rm', '--network', 'host', 'busybox', 'ip', '-o', 'link']);
+    assert.ok(host.stdout.trim().split('\n').length > 1);
+  });
+
+  test('a non-root USER and a read-only root', async () => {
+    const u = await docker(d.host, ['run', '--rm', '--user', 'nobody', 'busybox', 'id', '-u']);
+    assert.equal(u.stdout.trim(), '65534', u.stderr);
+    const ro = await docker(d.host, ['run', '--rm', '--read-only', 'busybox', 'touch', '/x']);
+    assert.notEqual(ro.code, 0);
+    assert.match(ro.stderr, /Read-only file system/);
+  });
+
+  test('unsupported settings are refused with a 400, not ignored', async () => {
+    const r = await docker(d.host, ['run', '--rm', '--network', 'container:x', 'busybox', 'true']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /not supported/);
+  });
+
+  test('restart policy always: the container comes back after it exits', async () => {
+    const run = await docker(d.host, ['run', '-d', '--name', 'flaky', '--restart', 'always', 'busybox', 'sh', '-c', 'sleep 0.2; exit 1']);
+    assert.equal(run.code, 0, run.stderr);
+    let count = 0;
+    for (let i = 0; i < 50 && count < 2; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      count = JSON.parse((await docker(d.host, ['inspect', 'flaky'])).stdout)[0].RestartCount;
+    }
+    assert.ok(count >= 2, `RestartCount ${count}`);
+    assert.equal((await docker(d.host, ['rm', '-f', 'flaky'])).code, 0);
+  });
+
+  test('kill -9 of the daemon: the exit code is still known after the restart', async () => {
+    const run = await docker(d.host, ['run', '-d', '--name', 'survivor', 'busybox', 'sh', '-c', 'sleep 1; exit 7']);
+    assert.equal(run.code, 0, run.stderr);
+    await d.stop('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1500));
+    d = await startDaemon({ dir });
+    const state = JSON.parse((await docker(d.host, ['inspect', 'survivor'])).stdout)[0].State;
+    assert.equal(state.Status, 'exited');
+    assert.equal(state.ExitCode, 7);
+    assert.equal((await docker(d.host, ['rm', 'survivor'])).code, 0);
+  });
+});
