@@ -226,8 +226,7 @@ export class ContainerService {
     this.pipeOutput(c.Id, running);
     // Attached clients subscribe now, before any output can arrive (next tick at the earliest).
     this.events.emit('started', c.Id);
-    const state = await waitForState(rt, c.Id);
-    c.State = { ...initialState(), Status: 'running', Running: true, Pid: state?.pid ?? 0, StartedAt: new Date().toISOString(), FinishedAt: ZERO_TIME };
+    c.State = { ...initialState(), Status: 'running', Running: true, Pid: monitor.containerPid, StartedAt: new Date().toISOString(), FinishedAt: ZERO_TIME };
     c.MonitorPid = monitor.pid;
     await this.o.store.save(c);
     void monitor.exited.then((r) => this.onExit(c.Id, r.exitCode));
@@ -723,15 +722,6 @@ function parseSignal(s: string): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-async function waitForState(rt: OciRuntime, id: string): Promise<{ pid: number } | undefined> {
-  for (let i = 0; i < 50; i++) {
-    const s = await rt.state(id).catch(() => undefined);
-    if (s && s.pid > 0) return s;
-    await sleep(20);
-  }
-  return undefined;
 }
 
 /** The host's resolvers, unless they are loopback addresses the container cannot reach. */
