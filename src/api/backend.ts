@@ -8,6 +8,7 @@ import type { Filters } from './context.js';
 import type { Readable } from 'node:stream';
 import type { AttachOptions, ContainerSummary, LogsOptions, WaitCondition, WaitResult } from '../containers/types.js';
 import type { LogEntry } from '../exec/jsonlog.js';
+import type { EventBus } from '../events/bus.js';
 
 export interface SystemBackend {
   version(): VersionInfo;
@@ -58,4 +59,5 @@ export interface Backend {
   system: SystemBackend;
   images: ImagesBackend;
   containers: ContainersBackend;
+  events: EventBus;
 }

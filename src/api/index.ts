@@ -1,5 +1,6 @@
 import type { Backend } from './backend.js';
 import { containerRoutes } from './routes/containers.js';
+import { eventRoutes } from './routes/events.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
 import { Router } from './router.js';
@@ -10,6 +11,7 @@ export function buildRouter(backend: Backend): Router {
   systemRoutes(router, backend.system);
   imageRoutes(router, backend.images);
   containerRoutes(router, backend.containers);
+  eventRoutes(router, backend.events);
   return router;
 }
 

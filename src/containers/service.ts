@@ -33,6 +33,7 @@ import { ContainerStore, initialState, ZERO_TIME, type ContainerRecord } from '.
 import type { LayerStore } from '../store/layers.js';
 import { mountOverlay, unmount } from '../store/mount.js';
 import { checkName, randomName } from './names.js';
+import type { EventBus } from '../events/bus.js';
 import type { AttachOptions, ContainerSummary, LogsOptions, WaitCondition, WaitResult } from './types.js';
 
 export interface ContainerServiceOptions {
@@ -47,6 +48,7 @@ export interface ContainerServiceOptions {
   logDriver: string;
   logOpts: Record<string, string>;
   liveRestore: boolean;
+  events?: EventBus;
 }
 
 /** One output chunk of a running container, for attach and logs -f. */
@@ -70,6 +72,12 @@ export class ContainerService {
 
   constructor(private readonly o: ContainerServiceOptions) {
     this.events.setMaxListeners(0);
+  }
+
+  /** Publishes a container event with Docker's attributes (image, name, labels). */
+  private publish(c: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+    const cfg = c.Config as { Image?: string; Labels?: Record<string, string> | null };
+    this.o.events?.publish('container', action, c.Id, { ...(cfg.Labels ?? {}), image: cfg.Image ?? c.Image, name: c.Name.slice(1), ...extra });
   }
 
   private runtime(name: string): OciRuntime {
@@ -126,6 +134,7 @@ export class ContainerService {
       ManuallyStopped: false,
     };
     await this.o.store.create(rec);
+    this.publish(rec, 'create');
     return { Id: id, Warnings: [] };
   }
 
@@ -229,6 +238,7 @@ export class ContainerService {
     c.State = { ...initialState(), Status: 'running', Running: true, Pid: monitor.containerPid, StartedAt: new Date().toISOString(), FinishedAt: ZERO_TIME };
     c.MonitorPid = monitor.pid;
     await this.o.store.save(c);
+    this.publish(c, 'start');
     void monitor.exited.then((r) => this.onExit(c.Id, r.exitCode));
   }
 
@@ -258,6 +268,7 @@ export class ContainerService {
     await this.o.store.save(c);
     await this.cleanupRun(c).catch((err: Error) => this.o.logger.warn('cleanup after exit failed', { container: id, error: err.message }));
     this.events.emit('exit', id, exitCode);
+    this.publish(c, 'die', { exitCode: String(exitCode) });
     if ((c.HostConfig.AutoRemove as boolean | undefined) === true) {
       await this.removeNow(c);
       return;
@@ -301,6 +312,7 @@ export class ContainerService {
     const sig = parseSignal(signal ?? 'KILL');
     if (sig === 9 || sig === 15) c.ManuallyStopped = true;
     await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).kill(c.Id, sig, true);
+    this.publish(c, 'kill', { signal: String(sig) });
   }
 
   async stop(ref: string, timeout: number | undefined): Promise<void> {
@@ -318,6 +330,7 @@ export class ContainerService {
       await rt.kill(c.Id, 9, true).catch(() => undefined);
       await exited;
     }
+    this.publish(c, 'stop');
   }
 
   async restart(ref: string, timeout: number | undefined): Promise<void> {
@@ -388,6 +401,7 @@ export class ContainerService {
     if (!this.o.store.find(c.Id)) return;
     await this.cleanupRun(c).catch(() => undefined);
     await this.o.store.remove(c.Id);
+    this.publish(c, 'destroy');
     this.events.emit('removed', c.Id, c.State.ExitCode);
   }
 

@@ -15,6 +15,7 @@ import { LayerStore } from '../store/layers.js';
 import { RefStore } from '../store/refs.js';
 import { ContainerStore } from '../store/containers.js';
 import { ContainerService } from '../containers/service.js';
+import { EventBus } from '../events/bus.js';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { VERSION, GIT_COMMIT } from '../version.js';
@@ -106,6 +107,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 
 /** Opens the stores (each runs its start-up recovery) and the services over them. */
 async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger): Promise<{ backend: Backend; containers: ContainerService }> {
+  const events = new EventBus();
   const layers = await LayerStore.open(root.path, logger);
   const images = await ImageStore.open(root.path, layers, logger);
   const refs = await RefStore.open(root.path, (id) => images.get(id) !== undefined);
@@ -116,6 +118,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     dataRoot: root.path,
     maxConcurrentDownloads: config.maxConcurrentDownloads,
     maxDownloadAttempts: config.maxDownloadAttempts,
+    events,
     registry: (ref, auth) =>
       new RegistryClient(ref, {
         insecureRegistries: config.insecureRegistries,
@@ -137,6 +140,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     logDriver: config.logDriver,
     logOpts: config.logOpts,
     liveRestore: config.liveRestore,
+    events,
   });
   service.setImageInUse((id) => containers.imagesInUse().get(id));
   const backend: Backend = {
@@ -148,11 +152,12 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
           dataRoot: root.path,
           engineId: root.engineId,
           counts: { containers: containers.counts(), images: images.list().length },
-          eventListeners: 0,
+          eventListeners: events.listeners,
         }),
     },
     images: service,
     containers,
+    events,
   };
   return { backend, containers };
 }

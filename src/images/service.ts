@@ -19,6 +19,7 @@ import type { RefStore } from '../store/refs.js';
 import { checkSpace, resolvePull, runPull, type PullContext, type Registry } from './pull.js';
 import type { PullListener } from './progress.js';
 import type { DeleteItem, HistoryItem, ImageInspect, ImageSummary, PruneReport } from './types.js';
+import type { EventBus } from '../events/bus.js';
 
 export type RegistryFactory = (
   ref: Reference,
@@ -34,6 +35,7 @@ export interface ImageServiceOptions {
   maxConcurrentDownloads: number;
   maxDownloadAttempts: number;
   retryBackoffMs?: number;
+  events?: EventBus;
 }
 
 interface ImageConfigJson {
@@ -113,6 +115,7 @@ export class ImageService {
           emit({ kind: 'status', id: ref.digest ? `${canonicalName(ref)}@${ref.digest}` : (ref.tag ?? 'latest'), text: `Pulling from ${ref.path}` });
           const before = ref.digest ? this.o.refs.get(canonicalString(ref)) ?? this.o.refs.get(`${canonicalName(ref)}@${plan.manifestDigest}`) : this.o.refs.get(canonicalString(ref));
           const image = await runPull(registry, this.ctx(), plan, emit, signal);
+          this.o.events?.publish('image', 'pull', canonicalString(ref).replace(/^docker\.io\/(library\/)?/, ''), { name: name });
           emit({ kind: 'status', text: `Digest: ${plan.manifestDigest}` });
           emit({ kind: 'status', text: before === image.id ? `Status: Image is up to date for ${name}` : `Status: Downloaded newer image for ${name}` });
         } finally {
@@ -337,9 +340,16 @@ export class ImageService {
     ref = withDefaultTag(ref);
     await this.o.refs.set([[canonicalString(ref), img.id]]);
     img.meta.lastTagTime = Date.now();
+    this.o.events?.publish('image', 'tag', img.id, { name: familiarString(ref) });
   }
 
   async remove(name: string, opts: { force: boolean; noprune: boolean }): Promise<DeleteItem[]> {
+    const out = await this.removeRefsAndImage(name, opts);
+    for (const it of out) if ('Untagged' in it) this.o.events?.publish('image', 'untag', it.Untagged, { name: it.Untagged });
+    return out;
+  }
+
+  private async removeRefsAndImage(name: string, opts: { force: boolean; noprune: boolean }): Promise<DeleteItem[]> {
     const found = this.find(name);
     if (!found) throw new NotFound(`No such image: ${displayName(name)}`);
     const { image, byRef } = found;
@@ -381,6 +391,7 @@ export class ImageService {
     if (this.inUse(image.id)) return out;
     await this.o.images.delete(image.id);
     out.push({ Deleted: image.id });
+    this.o.events?.publish('image', 'delete', image.id, { name: image.id });
     if (noprune) return out;
     for (const chainId of this.o.images.unusedLayers()) {
       await this.o.layers.remove(chainId);

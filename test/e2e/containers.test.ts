@@ -110,6 +110,20 @@ describe('containers', () => {
     assert.match(ro.stderr, /Read-only file system/);
   });
 
+  test('docker events: the container lifecycle with Docker\'s attributes, replayed with --since/--until', async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const r = await docker(d.host, ['run', '--rm', '--name', 'evented', '--label', 'app=ev', 'busybox', 'true']);
+    assert.equal(r.code, 0, r.stderr);
+    const until = Math.floor(Date.now() / 1000) + 1;
+    const ev = await docker(d.host, ['events', '--since', String(since), '--until', String(until), '--filter', 'container=evented', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.app}}']);
+    assert.equal(ev.code, 0, ev.stderr);
+    const actions = ev.stdout.trim().split('\n');
+    assert.deepEqual(actions.map((l) => l.split(' ')[1]), ['create', 'start', 'die', 'destroy']);
+    assert.ok(actions.every((l) => l.startsWith('container ') && l.endsWith(' evented ev')));
+    const img = await docker(d.host, ['events', '--since', String(since), '--until', String(until), '--filter', 'type=image']);
+    assert.equal(img.code, 0);
+  });
+
   test('unsupported settings are refused with a 400, not ignored', async () => {
     const r = await docker(d.host, ['run', '--rm', '--network', 'container:x', 'busybox', 'true']);
     assert.notEqual(r.code, 0);
