@@ -47,6 +47,12 @@ export interface ContainersBackend {
   wait(ref: string, condition: WaitCondition, cancel: AbortSignal): Promise<WaitResult>;
   remove(ref: string, force: boolean): Promise<void>;
   isTty(ref: string): boolean;
+  pause(ref: string): Promise<void>;
+  unpause(ref: string): Promise<void>;
+  rename(ref: string, name: string): Promise<void>;
+  update(ref: string, body: unknown): Promise<{ Warnings: string[] }>;
+  top(ref: string): Promise<{ Titles: string[]; Processes: string[][] }>;
+  prune(filters: Filters): Promise<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }>;
   logs(ref: string, opts: LogsOptions, cancel: AbortSignal): AsyncGenerator<LogEntry>;
   attach(
     ref: string,

@@ -641,6 +641,118 @@ export class ContainerService {
     }
   }
 
+  // ---- pause, rename, update, top, prune ---------------------------------------------------
+
+  async pause(ref: string): Promise<void> {
+    const c = this.o.store.get(ref);
+    if (!c.State.Running) throw new Conflict(`Container ${c.Id} is not running`);
+    if (c.State.Paused) throw new Conflict(`Container ${c.Id} is already paused`);
+    await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).pause(c.Id);
+    c.State = { ...c.State, Paused: true, Status: 'paused' };
+    await this.o.store.save(c);
+    this.publish(c, 'pause');
+  }
+
+  async unpause(ref: string): Promise<void> {
+    const c = this.o.store.get(ref);
+    if (!c.State.Paused) throw new Conflict(`Container ${c.Id} is not paused`);
+    await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).resume(c.Id);
+    c.State = { ...c.State, Paused: false, Status: 'running' };
+    await this.o.store.save(c);
+    this.publish(c, 'unpause');
+  }
+
+  async rename(ref: string, newName: string): Promise<void> {
+    const c = this.o.store.get(ref);
+    const n = checkName(newName);
+    const other = this.o.store.nameInUse(n);
+    if (other && other.Id !== c.Id) {
+      throw new Conflict(`Conflict. The container name "/${n}" is already in use by container "${other.Id}". You have to remove (or rename) that container to be able to reuse that name.`);
+    }
+    const old = c.Name;
+    c.Name = `/${n}`;
+    await this.o.store.save(c);
+    this.publish(c, 'rename', { oldName: old });
+  }
+
+  /** `docker update`: the restart policy now; resource changes while running go to the runtime. */
+  async update(ref: string, body: unknown): Promise<{ Warnings: string[] }> {
+    const c = this.o.store.get(ref);
+    if (typeof body !== 'object' || body === null) throw new InvalidParameter('invalid update body');
+    const b = body as Record<string, unknown>;
+    const resources: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(b)) {
+      if (v === undefined || v === null || v === 0 || v === '' || (Array.isArray(v) && v.length === 0)) continue;
+      if (k === 'RestartPolicy') continue;
+      if (['Memory', 'MemoryReservation', 'MemorySwap', 'NanoCpus', 'CpuShares', 'CpuQuota', 'CpuPeriod', 'CpusetCpus', 'PidsLimit'].includes(k)) {
+        resources[k] = v;
+        continue;
+      }
+      throw new InvalidParameter(`updating ${k} is not supported`);
+    }
+    const merged = validateHostConfig({ ...c.HostConfig, ...resources, ...(b.RestartPolicy ? { RestartPolicy: b.RestartPolicy } : {}) });
+    if (Object.keys(resources).length > 0 && c.State.Running) {
+      const mem = merged.Memory as number | undefined;
+      const oci: Record<string, unknown> = {};
+      if (mem) oci.memory = { limit: mem, ...(merged.MemoryReservation ? { reservation: merged.MemoryReservation } : {}) };
+      const cpu: Record<string, unknown> = {};
+      if (merged.CpuShares) cpu.shares = merged.CpuShares;
+      if (merged.NanoCpus) {
+        cpu.quota = Math.round((Number(merged.NanoCpus) / 1e9) * 100000);
+        cpu.period = 100000;
+      } else if (merged.CpuQuota) {
+        cpu.quota = merged.CpuQuota;
+        cpu.period = merged.CpuPeriod || 100000;
+      }
+      if (merged.CpusetCpus) cpu.cpus = merged.CpusetCpus;
+      if (Object.keys(cpu).length) oci.cpu = cpu;
+      if (merged.PidsLimit) oci.pids = { limit: merged.PidsLimit };
+      await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).update(c.Id, oci);
+    }
+    c.HostConfig = { ...c.HostConfig, ...(merged as unknown as Record<string, unknown>) };
+    await this.o.store.save(c);
+    this.publish(c, 'update');
+    return { Warnings: [] };
+  }
+
+  /** `docker top`: ps output for the container's processes. */
+  async top(ref: string): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const c = this.o.store.get(ref);
+    if (!c.State.Running) throw new Conflict(`Container ${c.Id} is not running`);
+    const pids = await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).ps(c.Id);
+    const rows: string[][] = [];
+    for (const pid of pids) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const uid = /^Uid:\s+(\d+)/m.exec(status)?.[1] ?? '0';
+        const ppid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? '0';
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+        rows.push([uid, String(pid), ppid, cmd]);
+      } catch {
+        // the process ended meanwhile
+      }
+    }
+    return { Titles: ['UID', 'PID', 'PPID', 'CMD'], Processes: rows };
+  }
+
+  async prune(filters: Map<string, string[]>): Promise<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }> {
+    for (const k of filters.keys()) if (!['until', 'label'].includes(k)) throw new InvalidParameter(`invalid filter '${k}'`);
+    const deleted: string[] = [];
+    for (const c of this.o.store.list()) {
+      if (c.State.Running || c.State.Status === 'restarting' || c.State.Paused) continue;
+      const labels = (c.Config as { Labels?: Record<string, string> | null }).Labels ?? {};
+      if (filters.get('label')?.some((l) => {
+        const i = l.indexOf('=');
+        const k = i === -1 ? l : l.slice(0, i);
+        return !(k in labels) || (i !== -1 && labels[k] !== l.slice(i + 1));
+      })) continue;
+      await this.removeNow(c);
+      deleted.push(c.Id);
+    }
+    return { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 };
+  }
+
   // ---- daemon start and stop ------------------------------------------------------------
 
   /** After a daemon (re)start: learn what happened to containers while skiff was away. */

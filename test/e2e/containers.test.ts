@@ -124,6 +124,28 @@ describe('containers', () => {
     assert.equal(img.code, 0);
   });
 
+  test('pause/unpause, rename, update, top, container prune', async () => {
+    const run = await docker(d.host, ['run', '-d', '--name', 'worker', 'busybox', 'sleep', '300']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((await docker(d.host, ['pause', 'worker'])).code, 0);
+    assert.match((await docker(d.host, ['ps', '--format', '{{.Status}}', '--filter', 'name=worker'])).stdout, /\(Paused\)/);
+    assert.equal(JSON.parse((await docker(d.host, ['inspect', 'worker'])).stdout)[0].State.Paused, true);
+    assert.equal((await docker(d.host, ['unpause', 'worker'])).code, 0);
+    assert.equal((await docker(d.host, ['rename', 'worker', 'worker2'])).code, 0);
+    assert.equal((await docker(d.host, ['inspect', 'worker2'])).code, 0);
+    const upd = await docker(d.host, ['update', '--restart', 'on-failure:3', 'worker2']);
+    assert.equal(upd.code, 0, upd.stderr);
+    assert.deepEqual(JSON.parse((await docker(d.host, ['inspect', 'worker2'])).stdout)[0].HostConfig.RestartPolicy, { Name: 'on-failure', MaximumRetryCount: 3 });
+    const top = await docker(d.host, ['top', 'worker2']);
+    assert.equal(top.code, 0, top.stderr);
+    assert.match(top.stdout, /sleep 300/);
+    assert.equal((await docker(d.host, ['rm', '-f', 'worker2'])).code, 0);
+    await docker(d.host, ['run', '--name', 'done1', 'busybox', 'true']);
+    const prune = await docker(d.host, ['container', 'prune', '-f']);
+    assert.equal(prune.code, 0, prune.stderr);
+    assert.equal((await docker(d.host, ['ps', '-aq', '--filter', 'name=done1'])).stdout.trim(), '');
+  });
+
   test('unsupported settings are refused with a 400, not ignored', async () => {
     const r = await docker(d.host, ['run', '--rm', '--network', 'container:x', 'busybox', 'true']);
     assert.notEqual(r.code, 0);

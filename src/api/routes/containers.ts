@@ -33,6 +33,7 @@ export function containerRoutes(router: Router, c: ContainersBackend): void {
     const name = ctx.query.get('name') ?? undefined;
     sendJSON(ctx.res, 201, await c.create(name === '' ? undefined : name, await jsonBody(ctx)));
   });
+  router.post('/containers/prune', async (ctx) => sendJSON(ctx.res, 200, await c.prune(parseFilters(ctx.query))));
   router.get('/containers/json', (ctx) => {
     sendJSON(ctx.res, 200, c.list({ all: boolValue(ctx.query, 'all'), limit: intValue(ctx.query, 'limit'), filters: parseFilters(ctx.query) }));
   });
@@ -41,6 +42,22 @@ export function containerRoutes(router: Router, c: ContainersBackend): void {
     await c.start(ctx.params.id as string);
     sendStatus(ctx.res, 204);
   });
+  router.post(`/containers/${ID}/pause`, async (ctx) => {
+    await c.pause(ctx.params.id as string);
+    sendStatus(ctx.res, 204);
+  });
+  router.post(`/containers/${ID}/unpause`, async (ctx) => {
+    await c.unpause(ctx.params.id as string);
+    sendStatus(ctx.res, 204);
+  });
+  router.post(`/containers/${ID}/rename`, async (ctx) => {
+    const name = ctx.query.get('name');
+    if (!name) throw new InvalidParameter('name is required');
+    await c.rename(ctx.params.id as string, name);
+    sendStatus(ctx.res, 204);
+  });
+  router.post(`/containers/${ID}/update`, async (ctx) => sendJSON(ctx.res, 200, await c.update(ctx.params.id as string, await jsonBody(ctx))));
+  router.get(`/containers/${ID}/top`, async (ctx) => sendJSON(ctx.res, 200, await c.top(ctx.params.id as string)));
   router.post(`/containers/${ID}/stop`, async (ctx) => {
     await c.stop(ctx.params.id as string, intValue(ctx.query, 't'));
     sendStatus(ctx.res, 204);
