@@ -43,7 +43,9 @@ export class ApiClient {
   }
 
   /** A streaming call: resolves with the response once headers arrive; errors become DaemonError. */
-  stream(method: string, path: string, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+  stream(method: string, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<IncomingMessage> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    if (payload) headers = { ...headers, 'Content-Type': 'application/json', 'Content-Length': String(payload.length) };
     return new Promise((resolve, reject) => {
       const req = request(
         { ...this.target, method, path: `/v${API_VERSION}${path}`, headers: { Host: 'skiff', 'User-Agent': 'skiff-cli', ...headers } },
@@ -55,7 +57,7 @@ export class ApiClient {
         },
       );
       req.on('error', (err) => reject(new ConnectError(this.host, err)));
-      req.end();
+      req.end(payload);
     });
   }
 
@@ -89,6 +91,8 @@ export class ApiClient {
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.request(method, path, body);
     if (res.status >= 400) throw new DaemonError(res.status, errorText(res));
+    // 204 and 304 have no body.
+    if (res.body.length === 0) return undefined as T;
     return JSON.parse(res.body.toString('utf8')) as T;
   }
 }

@@ -16,6 +16,8 @@ export interface Command {
   flags: FlagSpec[];
   /** Most commands take no positional arguments; those that do say how many. */
   args?: { min: number; max: number };
+  /** Flags end at the first argument (`run IMAGE CMD -flag`: the flags are the command's). */
+  stopEarly?: boolean;
   /** Returns the exit code. */
   run(ctx: CommandContext): Promise<number>;
 }

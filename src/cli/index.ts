@@ -6,6 +6,17 @@ import { EXIT, type Command } from './command.js';
 import { daemonCommand } from './commands/daemon.js';
 import { infoCommand } from './commands/info.js';
 import { checkCommand, imagesCommand, pullCommand, rmiCommand, tagCommand } from './commands/images.js';
+import {
+  inspectCommand,
+  killCommand,
+  logsCommand,
+  psCommand,
+  restartCommand,
+  rmCommand,
+  runCommand,
+  startCommand,
+  stopCommand,
+} from './commands/containers.js';
 import { versionCommand } from './commands/version.js';
 import { bool, flagHelp, parseFlags, str, UsageError, type FlagSpec } from './flags.js';
 
@@ -36,7 +47,26 @@ const helpCommand: Command = {
   },
 };
 
-const COMMANDS: Command[] = [daemonCommand, pullCommand, imagesCommand, tagCommand, rmiCommand, checkCommand, infoCommand, versionCommand, helpCommand];
+const COMMANDS: Command[] = [
+  daemonCommand,
+  runCommand,
+  psCommand,
+  logsCommand,
+  startCommand,
+  stopCommand,
+  restartCommand,
+  killCommand,
+  rmCommand,
+  inspectCommand,
+  pullCommand,
+  imagesCommand,
+  tagCommand,
+  rmiCommand,
+  checkCommand,
+  infoCommand,
+  versionCommand,
+  helpCommand,
+];
 
 function mainHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 3;
@@ -70,7 +100,7 @@ export async function runCli(argv: string[]): Promise<number> {
     }
     const cmd = COMMANDS.find((c) => c.name === name);
     if (!cmd) throw new UsageError(`'${name}' is not a skiff command`, '');
-    const flags = parseFlags(rest, [...cmd.flags, HELP_FLAG], cmd.name);
+    const flags = parseFlags(rest, [...cmd.flags, HELP_FLAG], cmd.name, { stopEarly: cmd.stopEarly === true });
     if (bool(flags, 'help')) {
       process.stdout.write(commandHelp(cmd));
       return EXIT.ok;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { docker, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
+import { docker, run, SKIFF, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
 import { busyboxEntries } from '../helpers/debian.js';
 import { makeLayer, startRegistry, type TestRegistry } from '../helpers/registry.js';
 
@@ -144,6 +144,30 @@ describe('containers', () => {
     const prune = await docker(d.host, ['container', 'prune', '-f']);
     assert.equal(prune.code, 0, prune.stderr);
     assert.equal((await docker(d.host, ['ps', '-aq', '--filter', 'name=done1'])).stdout.trim(), '');
+  });
+
+  test('skiff run/ps/logs/stop/rm/inspect for boards without a docker CLI', async () => {
+    const sk = (args: string[]) => run(SKIFF, ['-H', d.host, ...args]);
+    const hi = await sk(['run', '--rm', 'busybox', 'sh', '-c', 'echo hi; echo oops >&2; exit 6']);
+    assert.equal(hi.code, 6, hi.stderr);
+    assert.equal(hi.stdout, 'hi\n');
+    assert.equal(hi.stderr, 'oops\n');
+    const bg = await sk(['run', '-d', '--name', 'bg', '-e', 'X=42', 'busybox', 'sh', '-c', 'echo $X; sleep 300']);
+    assert.equal(bg.code, 0, bg.stderr);
+    assert.match(bg.stdout, /^[0-9a-f]{64}\n$/);
+    const ps = await sk(['ps']);
+    assert.match(ps.stdout, /CONTAINER ID\s+IMAGE\s+COMMAND\s+STATUS\s+NAMES/);
+    assert.match(ps.stdout, /busybox\s+"sh -c "echo \$X;.*Up .*bg$/m);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await sk(['logs', 'bg'])).stdout, '42\n');
+    assert.equal(JSON.parse((await sk(['inspect', 'bg'])).stdout)[0].Name, '/bg');
+    assert.equal((await sk(['stop', '-t', '1', 'bg'])).code, 0);
+    assert.equal((await sk(['rm', 'bg'])).code, 0);
+    const missing = await sk(['rm', 'bg']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /No such container: bg/);
+    const notFound = await sk(['run', '--rm', 'busybox', 'nope-cmd']);
+    assert.equal(notFound.code, 127, notFound.stderr);
   });
 
   test('unsupported settings are refused with a 400, not ignored', async () => {
