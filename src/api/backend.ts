@@ -8,7 +8,10 @@ import type { Filters } from './context.js';
 import type { Readable } from 'node:stream';
 import type { AttachOptions, ContainerSummary, LogsOptions, WaitCondition, WaitResult } from '../containers/types.js';
 import type { LogEntry } from '../exec/jsonlog.js';
+import type { ExecInspect, ExecIO } from '../containers/exec.js';
 import type { EventBus } from '../events/bus.js';
+import type { VolumeInfo } from '../store/volumes.js';
+import type { CreateVolumeOptions } from '../volumes/service.js';
 
 export interface SystemBackend {
   version(): VersionInfo;
@@ -45,7 +48,9 @@ export interface ContainersBackend {
   restart(ref: string, timeout: number | undefined): Promise<void>;
   kill(ref: string, signal: string | undefined): Promise<void>;
   wait(ref: string, condition: WaitCondition, cancel: AbortSignal): Promise<WaitResult>;
-  remove(ref: string, force: boolean): Promise<void>;
+  /** `removeVolumes`: rm -v (the container's anonymous volumes go too). */
+  remove(ref: string, force: boolean, removeVolumes?: boolean): Promise<void>;
+  resize(ref: string, height: number, width: number): Promise<void>;
   isTty(ref: string): boolean;
   pause(ref: string): Promise<void>;
   unpause(ref: string): Promise<void>;
@@ -61,9 +66,30 @@ export interface ContainersBackend {
   ): Promise<void>;
 }
 
+export interface ExecBackend {
+  create(ref: string, body: unknown): { Id: string };
+  inspect(id: string): ExecInspect;
+  /** Throws (→ a status code) unless the exec can be started. */
+  check(id: string): void;
+  start(id: string, io: ExecIO | undefined): Promise<void>;
+  resize(id: string, height: number, width: number): Promise<void>;
+}
+
+export interface VolumesBackend {
+  list(filters: Filters): { Volumes: VolumeInfo[]; Warnings: string[] | null };
+  inspect(name: string): VolumeInfo;
+  create(opts: CreateVolumeOptions): Promise<VolumeInfo>;
+  remove(name: string, force: boolean): Promise<void>;
+  prune(filters: Filters): Promise<{ VolumesDeleted: string[] | null; SpaceReclaimed: number }>;
+  /** Every volume with UsageData (GET /system/df). */
+  diskUsage(): Promise<VolumeInfo[]>;
+}
+
 export interface Backend {
   system: SystemBackend;
   images: ImagesBackend;
   containers: ContainersBackend;
   events: EventBus;
+  volumes: VolumesBackend;
+  exec: ExecBackend;
 }

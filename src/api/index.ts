@@ -1,17 +1,21 @@
 import type { Backend } from './backend.js';
 import { containerRoutes } from './routes/containers.js';
 import { eventRoutes } from './routes/events.js';
+import { execRoutes } from './routes/exec.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
+import { volumeRoutes } from './routes/volumes.js';
 import { Router } from './router.js';
 
 /** Every route the daemon serves, in matching order. */
 export function buildRouter(backend: Backend): Router {
   const router = new Router();
   systemRoutes(router, backend.system);
-  imageRoutes(router, backend.images);
+  imageRoutes(router, backend.images, backend.volumes);
   containerRoutes(router, backend.containers);
+  execRoutes(router, backend.exec);
   eventRoutes(router, backend.events);
+  volumeRoutes(router, backend.volumes);
   return router;
 }
 

@@ -25,7 +25,7 @@ import {
   type ImageConfig,
 } from '../exec/spec.js';
 import { hostname as osHostname } from 'node:os';
-import { statSync } from 'node:fs';
+import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { resolveUser } from '../exec/user.js';
 import { createNetns, deleteNetns, netnsName } from '../net/netns.js';
 import type { ImageService } from '../images/service.js';
@@ -33,7 +33,10 @@ import { ContainerStore, initialState, ZERO_TIME, type ContainerRecord } from '.
 import type { LayerStore } from '../store/layers.js';
 import { mountOverlay, unmount } from '../store/mount.js';
 import { checkName, randomName } from './names.js';
+import { resizeTerminal } from './exec.js';
 import type { EventBus } from '../events/bus.js';
+import type { VolumeService } from '../volumes/service.js';
+import { abandonMountPoints, createMountPoints, mountsOf, releaseMountPoints, resolveVolumes } from './mounts.js';
 import type { AttachOptions, ContainerSummary, LogsOptions, WaitCondition, WaitResult } from './types.js';
 
 export interface ContainerServiceOptions {
@@ -49,6 +52,8 @@ export interface ContainerServiceOptions {
   logOpts: Record<string, string>;
   liveRestore: boolean;
   events?: EventBus;
+  /** Named and anonymous volumes; without it they are refused. */
+  volumes?: VolumeService;
 }
 
 /** One output chunk of a running container, for attach and logs -f. */
@@ -111,7 +116,7 @@ export class ContainerService {
     const id = this.o.store.newId();
     const finalName = name ? checkName(name) : this.freeRandomName();
     const config = mergeConfig(imageCfg, b as ContainerConfig, { id, hostConfig, hostHostname: osHostname() });
-    if (volumeRequests(config, hostConfig).length > 0) {
+    if (!this.o.volumes && volumeRequests(config, hostConfig).length > 0) {
       throw new InvalidParameter('named and anonymous volumes are not supported yet: use a bind mount (-v /host/path:/path)');
     }
     if (!config.Cmd?.length && !config.Entrypoint?.length) throw new InvalidParameter('No command specified');
@@ -119,6 +124,7 @@ export class ContainerService {
     if (this.o.logDriver === 'json-file' || (hostConfig.LogConfig as { Type?: string } | undefined)?.Type === 'json-file') {
       parseLogOpts({ ...this.o.logOpts, ...(((hostConfig.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) });
     }
+    const mountPoints = this.o.volumes ? await createMountPoints(this.o.volumes, id, config, hostConfig) : undefined;
     const rec: ContainerRecord = {
       Id: id,
       Name: `/${finalName}`,
@@ -132,8 +138,15 @@ export class ContainerService {
       HostConfig: { ...hostConfig, NetworkMode: mode === '' ? 'default' : mode, Runtime: runtimeName } as unknown as Record<string, unknown>,
       MonitorPid: 0,
       ManuallyStopped: false,
+      ...(mountPoints ? { MountPoints: mountPoints } : {}),
     };
-    await this.o.store.create(rec);
+    try {
+      await this.o.store.create(rec);
+    } catch (err) {
+      if (this.o.volumes && mountPoints) await abandonMountPoints(this.o.volumes, id, mountPoints);
+      throw err;
+    }
+    this.o.volumes?.settle(id);
     this.publish(rec, 'create');
     return { Id: id, Warnings: [] };
   }
@@ -157,7 +170,7 @@ export class ContainerService {
       c.State = { ...c.State, Status: c.State.Status === 'created' ? 'created' : 'exited', Error: messageOf(err), Running: false, Pid: 0 };
       await this.o.store.save(c);
       await this.cleanupRun(c).catch(() => undefined);
-      if ((c.HostConfig.AutoRemove as boolean | undefined) === true) await this.removeNow(c);
+      if ((c.HostConfig.AutoRemove as boolean | undefined) === true) await this.removeNow(c, true);
       // moby reports start failures as 400 with the runtime's words; the CLI maps them to 125/126/127.
       throw err instanceof SystemError || !(err instanceof Error && 'kind' in err) ? new InvalidParameter(messageOf(err)) : err;
     }
@@ -181,11 +194,23 @@ export class ContainerService {
     const hc = c.HostConfig as unknown as HostConfig;
     const hostname = (cfg.Hostname as string | undefined) || c.Id.slice(0, 12);
     await fs.writeFile(p.hostnamePath, `${hostname}\n`);
+    const extraHosts = ((hc.ExtraHosts as string[] | null | undefined) ?? []).map((e) => {
+      const i = e.lastIndexOf(':');
+      if (i <= 0) throw new InvalidParameter(`invalid extra host: ${e} (expected host:ip)`);
+      return `${e.slice(i + 1)}\t${e.slice(0, i)}\n`;
+    });
     await fs.writeFile(
       p.hostsPath,
-      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t${hostname}\n`,
+      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n${extraHosts.join('')}127.0.1.1\t${hostname}\n`,
     );
-    await fs.writeFile(p.resolvPath, resolvConf(String(hc.NetworkMode)));
+    await fs.writeFile(
+      p.resolvPath,
+      resolvConf(String(hc.NetworkMode), {
+        dns: (hc.Dns as string[] | null | undefined) ?? [],
+        search: (hc.DnsSearch as string[] | null | undefined) ?? [],
+        options: (hc.DnsOptions as string[] | null | undefined) ?? [],
+      }),
+    );
     const readRoot = (rel: string) => {
       try {
         return readFileSync(join(p.merged, rel), 'utf8');
@@ -196,6 +221,9 @@ export class ContainerService {
     const user = resolveUser(String(cfg.User ?? ''), readRoot('etc/passwd'), readRoot('etc/group'), (hc.GroupAdd as string[] | undefined) ?? []);
     const workdir = String(cfg.WorkingDir || '/');
     await fs.mkdir(join(p.merged, workdir), { recursive: true }).catch(() => undefined);
+    // Volumes resolved (and seeded from the image on the first start) with the root mounted.
+    const vols = this.o.volumes ? await resolveVolumes(this.o.volumes, c, p.merged) : undefined;
+    if (vols?.changed) await this.o.store.save(c);
     let netns: string | 'host' | undefined;
     const mode = String(hc.NetworkMode);
     if (mode === 'host') netns = 'host';
@@ -215,6 +243,8 @@ export class ContainerService {
       boundingCaps: HOST_CAPS,
       hostRlimits: HOST_RLIMITS,
       resolveDevice,
+      ...(hc.Privileged ? { hostDevices: hostDevices() } : {}),
+      ...(vols ? { volumes: vols.volumes } : {}),
     });
     // specToJSON, not JSON.stringify: an unlimited rlimit is 2^64-1, beyond a JS number.
     await fs.writeFile(join(p.bundle, 'config.json'), specToJSON(spec));
@@ -222,8 +252,10 @@ export class ContainerService {
     await rt.delete(c.Id, true).catch(() => false);
     const tty = cfg.Tty === true;
     const monitor = await startMonitor({ id: c.Id, runtime: rt, bundle: p.bundle, dir: p.dir, stdin: cfg.OpenStdin === true, tty });
-    const logOpts = parseLogOpts({ ...this.o.logOpts, ...(((hc.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) });
     const driver = ((hc.LogConfig as { Type?: string } | undefined)?.Type) || this.o.logDriver;
+    // `local` is json-file with Docker's local-driver defaults: always rotated (20 MB × 5).
+    const localDefaults: Record<string, string> = driver === 'local' ? { 'max-size': '20m', 'max-file': '5' } : {};
+    const logOpts = parseLogOpts({ ...localDefaults, ...this.o.logOpts, ...(((hc.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) });
     const running: Running = {
       monitor,
       output: new EventEmitter(),
@@ -270,7 +302,7 @@ export class ContainerService {
     this.events.emit('exit', id, exitCode);
     this.publish(c, 'die', { exitCode: String(exitCode) });
     if ((c.HostConfig.AutoRemove as boolean | undefined) === true) {
-      await this.removeNow(c);
+      await this.removeNow(c, true);
       return;
     }
     await this.maybeRestart(c, exitCode);
@@ -324,9 +356,12 @@ export class ContainerService {
     const cfg = c.Config as { StopSignal?: string; StopTimeout?: number };
     const t = timeout ?? cfg.StopTimeout ?? 10;
     const exited = this.nextExit(c.Id);
-    await rt.kill(c.Id, parseSignal(cfg.StopSignal ?? 'TERM'), true).catch(() => undefined);
+    const stopSignal = parseSignal(cfg.StopSignal ?? 'TERM');
+    this.publish(c, 'kill', { signal: String(stopSignal) });
+    await rt.kill(c.Id, stopSignal, true).catch(() => undefined);
     const done = await Promise.race([exited.then(() => true), sleep(Math.max(0, t) * 1000).then(() => false)]);
     if (!done) {
+      this.publish(c, 'kill', { signal: '9' });
       await rt.kill(c.Id, 9, true).catch(() => undefined);
       await exited;
     }
@@ -376,13 +411,22 @@ export class ContainerService {
       };
       this.events.on('exit', onExit);
       this.events.on('removed', onRemoved);
-      cancel.addEventListener('abort', done, { once: true });
+      // The client went away (docker run -d drops its wait): settle, so the request ends.
+      cancel.addEventListener(
+        'abort',
+        () => {
+          done();
+          resolve({ StatusCode: -1, Error: { Message: 'the client went away' } });
+        },
+        { once: true },
+      );
     });
   }
 
   // ---- remove ------------------------------------------------------------------
 
-  async remove(ref: string, force: boolean): Promise<void> {
+  /** `removeVolumes` (rm -v) removes the container's anonymous volumes too. */
+  async remove(ref: string, force: boolean, removeVolumes = false): Promise<void> {
     const c = this.o.store.get(ref);
     if (c.State.Running || c.State.Status === 'restarting') {
       if (!force) {
@@ -394,13 +438,16 @@ export class ContainerService {
       await Promise.race([exited, sleep(10_000)]);
       if ((c.HostConfig.AutoRemove as boolean | undefined) === true) return;
     }
-    await this.removeNow(c);
+    await this.removeNow(c, removeVolumes);
   }
 
-  private async removeNow(c: ContainerRecord): Promise<void> {
+  private async removeNow(c: ContainerRecord, removeVolumes = false): Promise<void> {
     if (!this.o.store.find(c.Id)) return;
     await this.cleanupRun(c).catch(() => undefined);
     await this.o.store.remove(c.Id);
+    if (this.o.volumes) {
+      await releaseMountPoints(this.o.volumes, c, removeVolumes).catch((err: Error) => this.o.logger.warn('removing anonymous volumes failed', { container: c.Id, error: err.message }));
+    }
     this.publish(c, 'destroy');
     this.events.emit('removed', c.Id, c.State.ExitCode);
   }
@@ -431,7 +478,7 @@ export class ContainerService {
       ExecIDs: null,
       HostConfig: c.HostConfig,
       GraphDriver: { Name: 'overlay2', Data: { MergedDir: p.merged, UpperDir: p.upper, WorkDir: p.work } },
-      Mounts: [],
+      Mounts: mountsOf(this.o.volumes, c),
       Config: c.Config,
       NetworkSettings: { Bridge: '', SandboxID: '', Ports: {}, Networks: {} },
     };
@@ -453,6 +500,7 @@ export class ContainerService {
       if (f.get('status')?.length && !f.get('status')?.includes(c.State.Status)) return false;
       if (f.get('exited')?.length && (c.State.Status !== 'exited' || !f.get('exited')?.includes(String(c.State.ExitCode)))) return false;
       if (f.get('ancestor')?.length && !f.get('ancestor')?.some((a) => a === cfg.Image || this.tryImageId(a) === c.Image)) return false;
+      if (f.get('volume')?.length && !f.get('volume')?.some((v) => (c.MountPoints ?? []).some((m) => m.Name === v || m.Destination === v || (m.Type === 'bind' && m.Source === v)))) return false;
       for (const l of f.get('label') ?? []) {
         const i = l.indexOf('=');
         const k = i === -1 ? l : l.slice(0, i);
@@ -477,7 +525,7 @@ export class ContainerService {
         Status: humanStatus(c),
         HostConfig: { NetworkMode: String(c.HostConfig.NetworkMode ?? 'default') },
         NetworkSettings: { Networks: {} },
-        Mounts: [],
+        Mounts: mountsOf(this.o.volumes, c),
       };
     });
   }
@@ -690,7 +738,9 @@ export class ContainerService {
       }
       throw new InvalidParameter(`updating ${k} is not supported`);
     }
-    const merged = validateHostConfig({ ...c.HostConfig, ...resources, ...(b.RestartPolicy ? { RestartPolicy: b.RestartPolicy } : {}) });
+    // moby ignores a restart policy without a name (balena-supervisor sends {} on handover).
+    const policy = b.RestartPolicy as { Name?: string } | undefined;
+    const merged = validateHostConfig({ ...c.HostConfig, ...resources, ...(policy?.Name ? { RestartPolicy: policy } : {}) });
     if (Object.keys(resources).length > 0 && c.State.Running) {
       const mem = merged.Memory as number | undefined;
       const oci: Record<string, unknown> = {};
@@ -812,12 +862,55 @@ export class ContainerService {
   get emitter(): EventEmitter {
     return this.events;
   }
+
+  // ---- exec and TTY size (used by containers/exec.ts) ----------------------------
+
+  /** The OCI runtime a container runs on. */
+  runtimeOf(c: ContainerRecord): OciRuntime {
+    return this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime));
+  }
+
+  /** POST /containers/{id}/resize: like containerd, a container without a TTY ignores it. */
+  async resize(ref: string, height: number, width: number): Promise<void> {
+    const c = this.o.store.get(ref);
+    if (!c.State.Running) throw new Conflict(`Container ${c.Id} is not running`);
+    if ((c.Config as { Tty?: boolean }).Tty !== true || !c.State.Pid) return;
+    // monitor sh -> script -> runtime: the runtime's terminal first (see resizeTerminal).
+    await resizeTerminal(c.MonitorPid, 2, c.State.Pid, height, width);
+  }
 }
 
 /** The daemon's own capability bounding set: a container can get no more (privileged included). */
 const HOST_CAPS = capabilitiesFromMask(/^CapBnd:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0');
 /** The daemon's limits: a container's ulimits are capped at the hard ones (raising them is refused here). */
 const HOST_RLIMITS = parseProcLimits(readFileSync('/proc/self/limits', 'utf8'));
+
+/** Every device node under /dev (privileged containers get them all, as in Docker). */
+function hostDevices(): Array<DeviceNode & { path: string }> {
+  const out: Array<DeviceNode & { path: string }> = [];
+  const walk = (dir: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const path = `${dir}/${n}`;
+      if (['/dev/pts', '/dev/shm', '/dev/mqueue', '/dev/console', '/dev/ptmx'].includes(path)) continue;
+      let st;
+      try {
+        st = lstatSync(path);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) walk(path);
+      else if (st.isCharacterDevice() || st.isBlockDevice()) out.push({ path, ...resolveDevice(path) });
+    }
+  };
+  walk('/dev');
+  return out;
+}
 
 function resolveDevice(path: string): DeviceNode {
   let st;
@@ -850,17 +943,28 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** The host's resolvers, unless they are loopback addresses the container cannot reach. */
-function resolvConf(networkMode: string): string {
+/**
+ * The container's resolv.conf as Docker writes it: --dns/--dns-search/
+ * --dns-option replace the host's lines of the same kind; otherwise the
+ * host's file, without loopback resolvers the container cannot reach.
+ */
+function resolvConf(networkMode: string, o: { dns: string[]; search: string[]; options: string[] }): string {
   let host = '';
   try {
     host = readFileSync('/etc/resolv.conf', 'utf8');
   } catch {
     host = '';
   }
-  if (networkMode === 'host') return host;
-  const lines = host.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l));
-  return lines.join('\n').trim() + '\n';
+  const lines = host.split('\n');
+  const pick = (re: RegExp) => lines.filter((l) => re.test(l));
+  let ns = pick(/^\s*nameserver\s/);
+  if (networkMode !== 'host') ns = ns.filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l));
+  const out = [
+    ...(o.dns.length ? o.dns.map((d) => `nameserver ${d}`) : ns),
+    ...(o.search.length ? [`search ${o.search.join(' ')}`] : pick(/^\s*(search|domain)\s/)),
+    ...(o.options.length ? [`options ${o.options.join(' ')}`] : pick(/^\s*options\s/)),
+  ];
+  return out.join('\n') + '\n';
 }
 
 /** "Up 2 seconds", "Exited (3) 1 second ago", "Created" as `docker ps` prints them. */

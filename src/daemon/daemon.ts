@@ -14,7 +14,10 @@ import { ImageStore } from '../store/images.js';
 import { LayerStore } from '../store/layers.js';
 import { RefStore } from '../store/refs.js';
 import { ContainerStore } from '../store/containers.js';
+import { VolumeStore } from '../store/volumes.js';
+import { VolumeService } from '../volumes/service.js';
 import { ContainerService } from '../containers/service.js';
+import { ExecService } from '../containers/exec.js';
 import { EventBus } from '../events/bus.js';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -128,6 +131,14 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
       }),
   });
   const containerStore = await ContainerStore.open(root.path, logger);
+  const volumes = new VolumeService(await VolumeStore.open(root.path, logger), events);
+  // A volume is in use while any container (running or not) names it.
+  volumes.setUsers((name) =>
+    containerStore
+      .list()
+      .filter((c) => c.MountPoints?.some((m) => m.Type === 'volume' && m.Name === name))
+      .map((c) => c.Id),
+  );
   const containers = new ContainerService({
     store: containerStore,
     images: service,
@@ -141,6 +152,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     logOpts: config.logOpts,
     liveRestore: config.liveRestore,
     events,
+    volumes,
   });
   service.setImageInUse((id) => containers.imagesInUse().get(id));
   const backend: Backend = {
@@ -158,6 +170,8 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     images: service,
     containers,
     events,
+    volumes,
+    exec: new ExecService({ store: containerStore, containers, logger }),
   };
   return { backend, containers };
 }

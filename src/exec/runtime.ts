@@ -67,6 +67,10 @@ export interface ExecOptions {
   detach?: boolean;
   /** stdin, stdout, stderr of the runtime (and so of the process, or of its pty copy with tty). */
   stdio: [StdioElement, StdioElement, StdioElement];
+  /** The runtime writes the process' host pid there once it started (`--pid-file`). */
+  pidFile?: string;
+  /** The runtime's own messages (its errors) go there instead of its stderr (`--log`). */
+  logFile?: string;
 }
 
 const HYBRID_MESSAGE = 'cgroups in hybrid mode not supported';
@@ -204,10 +208,12 @@ export class OciRuntime {
     if (opts.tty && opts.detach) throw new NotImplemented(`${this.name} exec: a detached process with a TTY needs a console socket, which skiff cannot receive`);
     const spec = { ...(processSpec as Record<string, unknown>), terminal: opts.tty };
     const file = join(this.tmpDir, `skiff-exec-${id.slice(0, 24)}-${randomBytes(6).toString('hex')}.json`);
-    writeFileSync(file, JSON.stringify(spec), { mode: 0o600 });
-    const args = ['exec', '--process', file, ...(opts.detach ? ['--detach'] : []), id];
+    // An unlimited rlimit is 2^64 here (beyond a JS number's precision): written exactly, as in specToJSON.
+    const text = JSON.stringify(spec, (_k, v: unknown) => (v === 2 ** 64 ? '__skiff_RLIM_INFINITY__' : v)).split('"__skiff_RLIM_INFINITY__"').join('18446744073709551615');
+    writeFileSync(file, text, { mode: 0o600 });
+    const args = ['exec', '--process', file, ...(opts.detach ? ['--detach'] : []), ...(opts.pidFile ? ['--pid-file', opts.pidFile] : []), id];
     const underScript = opts.tty && !opts.detach;
-    const argv = underScript ? this.ttyArgv(this.argv(args)) : this.argv(args);
+    const argv = underScript ? this.ttyArgv(this.argv(args, opts.logFile)) : this.argv(args, opts.logFile);
     // `script` turns EOF on its stdin into an EOF character for the pty: with
     // no stdin, give it one that stays open (and silent) until the end.
     const idleStdin = underScript && opts.stdio[0] === 'ignore';

@@ -1340,7 +1340,8 @@ export function buildSpec(input: BuildSpecInput): OciSpec {
   if (hc.CpusetCpus) cpu.cpus = hc.CpusetCpus;
   if (hc.CpusetMems) cpu.mems = hc.CpusetMems;
   if (Object.keys(cpu).length > 0) resources.cpu = cpu;
-  if (hc.PidsLimit !== undefined && hc.PidsLimit !== null) resources.pids = { limit: hc.PidsLimit > 0 ? hc.PidsLimit : -1 };
+  // 0 or -1 mean "no limit": leave pids out (crun on cgroup v1 refuses to write -1 to pids.max).
+  if (hc.PidsLimit !== undefined && hc.PidsLimit !== null && hc.PidsLimit > 0) resources.pids = { limit: hc.PidsLimit };
 
   const linux: OciSpec['linux'] = {
     sysctl,

@@ -60,6 +60,26 @@ export interface ContainerRecord {
   MonitorPid: number;
   /** Set by `docker stop`/`kill` so restart policies know the stop was asked for. */
   ManuallyStopped: boolean;
+  /** Volumes and bind mounts, resolved at create (Docker's MountPoints); absent in records that have none. */
+  MountPoints?: MountPointRecord[];
+}
+
+/** One mount of a container, as recorded at create. */
+export interface MountPointRecord {
+  Type: 'volume' | 'bind' | 'tmpfs';
+  /** The volume's name (Type volume). */
+  Name?: string;
+  /** Host path of a bind mount; '' otherwise (a volume's is its mountpoint). */
+  Source: string;
+  Destination: string;
+  RW: boolean;
+  /** The mode as given (`ro`, `z`, ...), as Docker reports it. */
+  Mode: string;
+  Propagation: string;
+  /** `-v /path`, an image VOLUME, `--mount type=volume` without source: rm -v and --rm remove it. */
+  Anonymous?: boolean;
+  /** Seed the volume from the image at the first start (cleared once done). */
+  CopyData?: boolean;
 }
 
 export interface ContainerPaths {

@@ -133,7 +133,8 @@ const MORE_ROUTES = [
   '/images/busybox:latest/json',
   '/images/myrepo/bb:v1/json',
   '/build',
-  '/events',
+  // Bounded: an open-ended GET /events streams until the client leaves.
+  '/events?since=0&until=1',
   '/system/df',
   '/swarm/init',
   '/nodes/xyz',

@@ -458,7 +458,8 @@ describe('resources', () => {
   test('explicit period/quota, unlimited pids, defaults send nothing', () => {
     const s = spec({ CpuPeriod: 50000, CpuQuota: 25000, PidsLimit: 0, MemorySwap: -1, MemorySwappiness: -1 });
     assert.deepEqual(s.linux.resources.cpu, { period: 50000, quota: 25000 });
-    assert.deepEqual(s.linux.resources.pids, { limit: -1 });
+    // 0 means no limit: nothing is sent (crun on cgroup v1 refuses -1 in pids.max).
+    assert.equal(s.linux.resources.pids, undefined);
     assert.equal(s.linux.resources.memory, undefined);
     assert.deepEqual(Object.keys(spec({ PidsLimit: null }).linux.resources), ['devices']);
   });

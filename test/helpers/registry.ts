@@ -149,6 +149,8 @@ export interface ConfigOptions {
   workingDir?: string;
   user?: string;
   labels?: Record<string, string>;
+  /** Image VOLUME entries. */
+  volumes?: string[];
   created?: string;
 }
 
@@ -163,6 +165,7 @@ export function makeConfig(o: ConfigOptions): Buffer {
   if (o.workingDir) config.WorkingDir = o.workingDir;
   if (o.user) config.User = o.user;
   if (o.labels) config.Labels = o.labels;
+  if (o.volumes) config.Volumes = Object.fromEntries(o.volumes.map((v) => [v, {}]));
   const doc: Record<string, unknown> = {
     architecture: platform.architecture,
     ...(platform.variant ? { variant: platform.variant } : {}),

@@ -1,10 +1,11 @@
-import { InvalidParameter, NotImplemented } from '../../errors.js';
+import { InvalidParameter } from '../../errors.js';
 import type { ContainersBackend } from '../backend.js';
 import { boolValue, intValue, jsonBody, parseFilters, type RequestContext } from '../context.js';
 import { hijack } from '../hijack.js';
 import { sendJSON, sendStatus } from '../respond.js';
 import type { Router } from '../router.js';
 import { writeFrames } from '../stdcopy.js';
+import { ttySize } from './exec.js';
 import type { Writable } from 'node:stream';
 
 const ID = '(?<id>[^/]+)';
@@ -70,8 +71,10 @@ export function containerRoutes(router: Router, c: ContainersBackend): void {
     await c.kill(ctx.params.id as string, ctx.query.get('signal') || undefined);
     sendStatus(ctx.res, 204);
   });
-  router.post(`/containers/${ID}/resize`, () => {
-    throw new NotImplemented('resizing a container TTY is not supported yet');
+  router.post(`/containers/${ID}/resize`, async (ctx) => {
+    const [h, w] = ttySize(ctx.query);
+    await c.resize(ctx.params.id as string, h, w);
+    sendStatus(ctx.res, 200);
   });
   router.post(`/containers/${ID}/wait`, async (ctx) => {
     const cond = (ctx.query.get('condition') || 'not-running') as 'not-running' | 'next-exit' | 'removed';
@@ -85,7 +88,7 @@ export function containerRoutes(router: Router, c: ContainersBackend): void {
     ctx.res.end(JSON.stringify(r) + '\n');
   });
   router.delete(`/containers/${ID}`, async (ctx) => {
-    await c.remove(ctx.params.id as string, boolValue(ctx.query, 'force'));
+    await c.remove(ctx.params.id as string, boolValue(ctx.query, 'force'), boolValue(ctx.query, 'v'));
     sendStatus(ctx.res, 204);
   });
   router.get(`/containers/${ID}/logs`, async (ctx) => {

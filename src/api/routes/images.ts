@@ -1,6 +1,6 @@
 import type { PullEvent } from '../../images/progress.js';
 import { InvalidParameter, messageOf, NotImplemented } from '../../errors.js';
-import type { ImagesBackend } from '../backend.js';
+import type { ImagesBackend, VolumesBackend } from '../backend.js';
 import { boolValue, jsonBody, parseFilters } from '../context.js';
 import type { AuthConfig } from '../../pull/auth.js';
 import { JsonMessageWriter, progressMessage, type JsonMessage } from '../jsonstream.js';
@@ -19,7 +19,7 @@ export function pullMessage(e: PullEvent): JsonMessage {
   }
 }
 
-export function imageRoutes(router: Router, images: ImagesBackend): void {
+export function imageRoutes(router: Router, images: ImagesBackend, volumes?: VolumesBackend): void {
   router.post('/images/create', async (ctx) => {
     const q = ctx.query;
     if (q.get('fromSrc') !== null) {
@@ -78,12 +78,13 @@ export function imageRoutes(router: Router, images: ImagesBackend): void {
     sendJSON(ctx.res, 200, await images.login(auth));
   });
   router.post('/skiff/check', async (ctx) => sendJSON(ctx.res, 200, await images.check()));
-  router.get('/system/df', (ctx) => {
+  router.get('/system/df', async (ctx) => {
+    const vols = volumes ? await volumes.diskUsage() : [];
     sendJSON(ctx.res, 200, {
       LayersSize: images.layersSize(),
       Images: images.diskUsage(),
       Containers: [],
-      Volumes: [],
+      Volumes: vols,
       BuildCache: [],
     });
   });

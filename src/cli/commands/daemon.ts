@@ -62,7 +62,10 @@ export const daemonCommand: Command = {
       // Loaded on demand: the daemon's modules (undici above all) would
       // otherwise slow every client command's start-up.
       const { runDaemon } = await import('../../daemon/daemon.js');
-      return await runDaemon({ config, logger, groupExplicit: f.given.has('group') || file?.group !== undefined });
+      const code = await runDaemon({ config, logger, groupExplicit: f.given.has('group') || file?.group !== undefined });
+      // Containers left running (live-restore) keep handles to their monitors and
+      // FIFOs open: the daemon's work is done, so leave without waiting for them.
+      process.exit(code);
     } catch (err) {
       // Start-up failures are reported as one fatal log line, as init
       // systems collect them; the stack only matters for unexpected errors.

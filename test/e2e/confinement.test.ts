@@ -1,0 +1,118 @@
+// What a container may and may not do: capabilities, masked paths, devices,
+// memory limits, privileged mode; and what survives a daemon restart.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { docker, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
+import { busyboxEntries } from '../helpers/debian.js';
+import { makeLayer, startRegistry, type TestRegistry } from '../helpers/registry.js';
+
+describe('confinement and daemon restarts', () => {
+  let reg: TestRegistry;
+  let d: TestDaemon;
+  const dir = tempDir('skiff-confine-');
+
+  before(async () => {
+    reg = await startRegistry();
+    const entries = busyboxEntries(readFileSync('/bin/busybox'));
+    for (const a of ['dd', 'wc']) if (!entries.some((e) => e.name === `bin/${a}`)) entries.push({ name: `bin/${a}`, type: 'symlink', linkname: 'busybox' });
+    await reg.pushImage('test/busybox', 'latest', [await makeLayer(entries)], { os: 'linux', architecture: 'amd64' }, { config: { cmd: ['sh'] } });
+    d = await startDaemon({ dir });
+    assert.equal((await docker(d.host, ['pull', `${reg.host}/test/busybox`])).code, 0);
+    assert.equal((await docker(d.host, ['tag', `${reg.host}/test/busybox`, 'busybox'])).code, 0);
+  });
+  after(async () => {
+    if (d) {
+      const ids = (await docker(d.host, ['ps', '-aq'])).stdout.trim().split('\n').filter(Boolean);
+      if (ids.length) await docker(d.host, ['rm', '-f', ...ids]);
+      d.cleanup();
+    }
+    await reg?.stop();
+  });
+
+  const capEff = async (args: string[]) => {
+    const r = await docker(d.host, ['run', '--rm', ...args, 'busybox', 'grep', 'CapEff', '/proc/self/status']);
+    assert.equal(r.code, 0, r.stderr);
+    return BigInt('0x' + (r.stdout.split(/\s+/)[1] ?? '0'));
+  };
+  const CAP_SYS_ADMIN = 21n;
+  const CAP_NET_ADMIN = 12n;
+
+  test('no CAP_SYS_ADMIN by default; --cap-add and --privileged grant more', async () => {
+    const def = await capEff([]);
+    assert.equal((def >> CAP_SYS_ADMIN) & 1n, 0n);
+    assert.equal((def >> CAP_NET_ADMIN) & 1n, 0n);
+    const added = await capEff(['--cap-add', 'NET_ADMIN']);
+    assert.equal((added >> CAP_NET_ADMIN) & 1n, 1n);
+    const priv = await capEff(['--privileged']);
+    assert.equal((priv >> CAP_SYS_ADMIN) & 1n, 1n);
+    const dropped = await capEff(['--cap-drop', 'ALL']);
+    assert.equal(dropped, 0n);
+  });
+
+  test('masked and read-only kernel paths', async () => {
+    const masked = await docker(d.host, ['run', '--rm', 'busybox', 'sh', '-c', 'wc -c < /proc/timer_list; touch /proc/sys/kernel/x 2>&1; echo done']);
+    assert.equal(masked.code, 0, masked.stderr);
+    assert.match(masked.stdout, /^0\n/);
+    assert.match(masked.stdout, /Read-only file system|Permission denied|No such file/);
+    const mountErr = await docker(d.host, ['run', '--rm', 'busybox', 'mount', '-t', 'tmpfs', 'none', '/mnt']);
+    assert.notEqual(mountErr.code, 0);
+  });
+
+  test('devices: --device maps a host node into the container', async () => {
+    const r = await docker(d.host, ['run', '--rm', '--device', '/dev/null:/dev/xnull', 'busybox', 'sh', '-c', 'echo x > /dev/xnull && ls -l /dev/xnull']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^c.* 1,\s+3 /);
+    // /dev/mem (c 1:1) is not in Docker's default device rules: the device cgroup refuses it.
+    const denied = await docker(d.host, ['run', '--rm', 'busybox', 'sh', '-c', 'mknod /tmp/m c 1 1 && head -c 1 /tmp/m']);
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /Operation not permitted/);
+  });
+
+  test('a memory limit is enforced', async () => {
+    const r = await docker(d.host, ['run', '--rm', '-m', '16m', 'busybox', 'sh', '-c', 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), String(16 * 1024 * 1024));
+    // Filling a tmpfs beyond the limit gets the container OOM-killed (137).
+    const oom = await docker(d.host, ['run', '--rm', '-m', '16m', '--memory-swap', '16m', '--tmpfs', '/big', 'busybox', 'dd', 'if=/dev/zero', 'of=/big/f', 'bs=1M', 'count=64']);
+    assert.equal(oom.code, 137, oom.stderr);
+  });
+
+  test('kill -9 of the daemon: a restart-always container is restarted when the daemon comes back', async () => {
+    const r = await docker(d.host, ['run', '-d', '--name', 'svc', '--restart', 'always', 'busybox', 'sleep', '300']);
+    assert.equal(r.code, 0, r.stderr);
+    const before = JSON.parse((await docker(d.host, ['inspect', 'svc'])).stdout)[0].State.StartedAt;
+    await d.stop('SIGKILL');
+    d = await startDaemon({ dir });
+    let state = JSON.parse((await docker(d.host, ['inspect', 'svc'])).stdout)[0].State;
+    for (let i = 0; i < 30 && !state.Running; i++) {
+      await new Promise((res) => setTimeout(res, 200));
+      state = JSON.parse((await docker(d.host, ['inspect', 'svc'])).stdout)[0].State;
+    }
+    assert.equal(state.Running, true);
+    assert.notEqual(state.StartedAt, before, 'without live-restore the old process was stopped and a new one started');
+    assert.equal((await docker(d.host, ['rm', '-f', 'svc'])).code, 0);
+  });
+
+  test('live-restore: a running container survives a daemon restart untouched', async () => {
+    await d.stop('SIGTERM');
+    d = await startDaemon({ dir, args: ['--live-restore'] });
+    const r = await docker(d.host, ['run', '-d', '--name', 'keeper', 'busybox', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.2; done']);
+    assert.equal(r.code, 0, r.stderr);
+    const pid = JSON.parse((await docker(d.host, ['inspect', 'keeper'])).stdout)[0].State.Pid;
+    assert.ok(pid > 0);
+    await d.stop('SIGTERM');
+    process.kill(pid, 0); // still alive while the daemon is down
+    d = await startDaemon({ dir, args: ['--live-restore'] });
+    const state = JSON.parse((await docker(d.host, ['inspect', 'keeper'])).stdout)[0].State;
+    assert.equal(state.Running, true);
+    assert.equal(state.Pid, pid);
+    await new Promise((res) => setTimeout(res, 600));
+    const stop = await docker(d.host, ['stop', '-t', '1', 'keeper']);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal(JSON.parse((await docker(d.host, ['inspect', 'keeper'])).stdout)[0].State.Running, false);
+    const logs = await docker(d.host, ['logs', 'keeper']);
+    assert.match(logs.stdout, /tick1\n/);
+    assert.equal((await docker(d.host, ['rm', 'keeper'])).code, 0);
+  });
+});
