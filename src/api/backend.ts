@@ -8,6 +8,7 @@ import type { Filters } from './context.js';
 import type { Readable } from 'node:stream';
 import type { AttachOptions, ContainerSummary, LogsOptions, WaitCondition, WaitResult } from '../containers/types.js';
 import type { LogEntry } from '../exec/jsonlog.js';
+import type { StatsSample } from '../containers/stats.js';
 import type { ExecInspect, ExecIO } from '../containers/exec.js';
 import type { EventBus } from '../events/bus.js';
 import type { VolumeInfo } from '../store/volumes.js';
@@ -52,6 +53,7 @@ export interface ContainersBackend {
   remove(ref: string, force: boolean, removeVolumes?: boolean): Promise<void>;
   resize(ref: string, height: number, width: number): Promise<void>;
   isTty(ref: string): boolean;
+  stats(ref: string, stream: boolean, cancel: AbortSignal): AsyncGenerator<StatsSample>;
   pause(ref: string): Promise<void>;
   unpause(ref: string): Promise<void>;
   rename(ref: string, name: string): Promise<void>;

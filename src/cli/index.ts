@@ -7,6 +7,7 @@ import { daemonCommand } from './commands/daemon.js';
 import { infoCommand } from './commands/info.js';
 import { checkCommand, imagesCommand, pullCommand, rmiCommand, tagCommand } from './commands/images.js';
 import {
+  execCommand,
   inspectCommand,
   killCommand,
   logsCommand,
@@ -52,6 +53,7 @@ const COMMANDS: Command[] = [
   runCommand,
   psCommand,
   logsCommand,
+  execCommand,
   startCommand,
   stopCommand,
   restartCommand,

@@ -33,6 +33,7 @@ import { ContainerStore, initialState, ZERO_TIME, type ContainerRecord } from '.
 import type { LayerStore } from '../store/layers.js';
 import { mountOverlay, unmount } from '../store/mount.js';
 import { checkName, randomName } from './names.js';
+import { sample, type StatsSample } from './stats.js';
 import { resizeTerminal } from './exec.js';
 import type { EventBus } from '../events/bus.js';
 import type { VolumeService } from '../volumes/service.js';
@@ -801,6 +802,28 @@ export class ContainerService {
       deleted.push(c.Id);
     }
     return { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: 0 };
+  }
+
+  /** Samples for `docker stats`: one, or one a second until the container stops or the client leaves. */
+  async *stats(ref: string, stream: boolean, cancel: AbortSignal): AsyncGenerator<StatsSample> {
+    const c = this.o.store.get(ref);
+    let prev: StatsSample | undefined;
+    for (;;) {
+      const cur = this.o.store.find(c.Id);
+      const running = cur?.State.Running === true;
+      const s = sample(c.Id, (cur ?? c).Name.slice(1), `/skiff/${c.Id}`, running, prev);
+      // The docker CLI needs a previous sample for CPU %: a one-shot read takes two, like dockerd.
+      if (!stream && !prev && running) {
+        prev = s;
+        await sleep(100);
+        continue;
+      }
+      yield s;
+      if (!stream || !running || cancel.aborted) return;
+      prev = s;
+      await sleep(1000);
+      if (cancel.aborted) return;
+    }
   }
 
   // ---- daemon start and stop ------------------------------------------------------------

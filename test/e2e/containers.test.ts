@@ -139,6 +139,12 @@ describe('containers', () => {
     const top = await docker(d.host, ['top', 'worker2']);
     assert.equal(top.code, 0, top.stderr);
     assert.match(top.stdout, /sleep 300/);
+    const stats = await docker(d.host, ['stats', '--no-stream', '--format', '{{.Name}}|{{.MemUsage}}|{{.PIDs}}', 'worker2']);
+    assert.equal(stats.code, 0, stats.stderr);
+    const [sname, mem, pids] = stats.stdout.trim().split('|');
+    assert.equal(sname, 'worker2');
+    assert.match(mem ?? '', /^[\d.]+[KMG]i?B \/ /);
+    assert.equal(pids, '1');
     assert.equal((await docker(d.host, ['rm', '-f', 'worker2'])).code, 0);
     await docker(d.host, ['run', '--name', 'done1', 'busybox', 'true']);
     const prune = await docker(d.host, ['container', 'prune', '-f']);
@@ -160,6 +166,9 @@ describe('containers', () => {
     assert.match(ps.stdout, /busybox\s+"sh -c "echo \$X;.*Up .*bg$/m);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal((await sk(['logs', 'bg'])).stdout, '42\n');
+    const ex = await sk(['exec', '-e', 'Y=7', 'bg', 'sh', '-c', 'echo $Y; exit 3']);
+    assert.equal(ex.code, 3, ex.stderr);
+    assert.equal(ex.stdout, '7\n');
     assert.equal(JSON.parse((await sk(['inspect', 'bg'])).stdout)[0].Name, '/bg');
     assert.equal((await sk(['stop', '-t', '1', 'bg'])).code, 0);
     assert.equal((await sk(['rm', 'bg'])).code, 0);

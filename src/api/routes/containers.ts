@@ -58,6 +58,21 @@ export function containerRoutes(router: Router, c: ContainersBackend): void {
     sendStatus(ctx.res, 204);
   });
   router.post(`/containers/${ID}/update`, async (ctx) => sendJSON(ctx.res, 200, await c.update(ctx.params.id as string, await jsonBody(ctx))));
+  router.get(`/containers/${ID}/stats`, async (ctx) => {
+    const q = ctx.query;
+    const stream = q.get('stream') === null ? true : boolValue(q, 'stream');
+    const oneShot = boolValue(q, 'one-shot');
+    const ac = abortOnClose(ctx);
+    const samples = c.stats(ctx.params.id as string, stream && !oneShot, ac.signal);
+    const first = await samples.next();
+    ctx.res.writeHead(200, { 'Content-Type': 'application/json' });
+    if (!first.done) ctx.res.write(JSON.stringify(first.value) + '\n');
+    for await (const s of samples) {
+      if (ctx.res.destroyed) break;
+      ctx.res.write(JSON.stringify(s) + '\n');
+    }
+    ctx.res.end();
+  });
   router.get(`/containers/${ID}/top`, async (ctx) => sendJSON(ctx.res, 200, await c.top(ctx.params.id as string)));
   router.post(`/containers/${ID}/stop`, async (ctx) => {
     await c.stop(ctx.params.id as string, intValue(ctx.query, 't'));

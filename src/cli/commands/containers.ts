@@ -290,3 +290,47 @@ export const inspectCommand: Command = {
     return code;
   },
 };
+
+export const execCommand: Command = {
+  name: 'exec',
+  summary: 'Run a command in a running container',
+  usage: 'skiff exec [OPTIONS] CONTAINER COMMAND [ARG...]',
+  args: { min: 2, max: Infinity },
+  stopEarly: true,
+  flags: [
+    { name: 'detach', short: 'd', type: 'boolean', description: 'Run the command in the background' },
+    { name: 'env', short: 'e', type: 'list', value: 'KEY=value', description: 'Set environment variables' },
+    { name: 'user', short: 'u', type: 'string', value: 'user[:group]', description: 'User to run as' },
+    { name: 'workdir', short: 'w', type: 'string', value: 'dir', description: 'Working directory inside the container' },
+    { name: 'privileged', type: 'boolean', description: 'Give extended privileges to the command' },
+  ],
+  async run(ctx) {
+    const [name, ...cmd] = ctx.flags.args as [string, ...string[]];
+    const f = ctx.flags;
+    const client = ctx.client();
+    try {
+      const detach = bool(f, 'detach');
+      const { Id } = await client.json<{ Id: string }>('POST', `/containers/${name}/exec`, {
+        Cmd: cmd,
+        Env: list(f, 'env'),
+        User: str(f, 'user') ?? '',
+        WorkingDir: str(f, 'workdir') ?? '',
+        Privileged: bool(f, 'privileged'),
+        AttachStdout: !detach,
+        AttachStderr: !detach,
+        Tty: false,
+      });
+      const res = await client.stream('POST', `/exec/${Id}/start`, {}, { Detach: detach, Tty: false });
+      if (detach) {
+        res.resume();
+        return EXIT.ok;
+      }
+      await copyOutput(ctx, res, false);
+      const info = await client.json<{ ExitCode: number | null }>('GET', `/exec/${Id}/json`);
+      return info.ExitCode ?? EXIT.failure;
+    } catch (err) {
+      reportError(ctx, err);
+      return 126;
+    }
+  },
+};
