@@ -34,6 +34,7 @@ import type { LayerStore } from '../store/layers.js';
 import { mountOverlay, unmount } from '../store/mount.js';
 import { checkName, randomName } from './names.js';
 import { sample, type StatsSample } from './stats.js';
+import { HealthMonitor } from './health.js';
 import { resizeTerminal } from './exec.js';
 import type { EventBus } from '../events/bus.js';
 import type { VolumeService } from '../volumes/service.js';
@@ -268,7 +269,7 @@ export class ContainerService {
     this.pipeOutput(c.Id, running);
     // Attached clients subscribe now, before any output can arrive (next tick at the earliest).
     this.events.emit('started', c.Id);
-    c.State = { ...initialState(), Status: 'running', Running: true, Pid: monitor.containerPid, StartedAt: new Date().toISOString(), FinishedAt: ZERO_TIME };
+    c.State = { ...initialState(), ...(HealthMonitor.configOf(c) ? { Health: { Status: 'starting' as const, FailingStreak: 0, Log: [] } } : {}), Status: 'running', Running: true, Pid: monitor.containerPid, StartedAt: new Date().toISOString(), FinishedAt: ZERO_TIME };
     c.MonitorPid = monitor.pid;
     await this.o.store.save(c);
     this.publish(c, 'start');
@@ -463,7 +464,7 @@ export class ContainerService {
       Created: c.Created,
       Path: c.Path,
       Args: c.Args,
-      State: { ...c.State, Health: undefined },
+      State: c.State,
       Image: c.Image,
       ResolvConfPath: p.resolvPath,
       HostnamePath: p.hostnamePath,
@@ -500,6 +501,7 @@ export class ContainerService {
       if (f.get('name')?.length && !f.get('name')?.some((v) => new RegExp(v).test(c.Name.slice(1)))) return false;
       if (f.get('status')?.length && !f.get('status')?.includes(c.State.Status)) return false;
       if (f.get('exited')?.length && (c.State.Status !== 'exited' || !f.get('exited')?.includes(String(c.State.ExitCode)))) return false;
+      if (f.get('health')?.length && !f.get('health')?.includes(c.State.Health?.Status ?? 'none')) return false;
       if (f.get('ancestor')?.length && !f.get('ancestor')?.some((a) => a === cfg.Image || this.tryImageId(a) === c.Image)) return false;
       if (f.get('volume')?.length && !f.get('volume')?.some((v) => (c.MountPoints ?? []).some((m) => m.Name === v || m.Destination === v || (m.Type === 'bind' && m.Source === v)))) return false;
       for (const l of f.get('label') ?? []) {
@@ -826,6 +828,17 @@ export class ContainerService {
     }
   }
 
+  /**
+   * balenaEngine's --experimental behaviour: an unhealthy container is
+   * restarted when its restart policy would restart it after an exit.
+   */
+  async restartUnhealthy(id: string): Promise<void> {
+    const c = this.o.store.find(id);
+    const policy = ((c?.HostConfig.RestartPolicy ?? {}) as { Name?: string }).Name ?? 'no';
+    if (!c || !c.State.Running || policy === 'no' || policy === '') return;
+    await this.restart(id, undefined);
+  }
+
   // ---- daemon start and stop ------------------------------------------------------------
 
   /** After a daemon (re)start: learn what happened to containers while skiff was away. */
@@ -840,6 +853,7 @@ export class ContainerService {
           this.running.set(c.Id, running);
           this.pipeOutput(c.Id, running);
           void monitor.exited.then((r) => this.onExit(c.Id, r.exitCode));
+          this.events.emit('started', c.Id);
           this.o.logger.info('restored running container', { container: c.Id.slice(0, 12) });
           continue;
         }
@@ -995,7 +1009,10 @@ export function humanStatus(c: ContainerRecord): string {
   const s = c.State;
   if (s.Status === 'created') return 'Created';
   if (s.Status === 'restarting') return `Restarting (${s.ExitCode}) ${ago(s.FinishedAt)}`;
-  if (s.Running) return `Up ${duration(Date.now() - Date.parse(s.StartedAt))}${s.Paused ? ' (Paused)' : ''}`;
+  if (s.Running) {
+    const health = s.Health ? ` (${s.Health.Status === 'starting' ? 'health: starting' : s.Health.Status})` : '';
+    return `Up ${duration(Date.now() - Date.parse(s.StartedAt))}${s.Paused ? ' (Paused)' : health}`;
+  }
   if (s.Status === 'dead') return 'Dead';
   return `Exited (${s.ExitCode}) ${ago(s.FinishedAt)}`;
 }

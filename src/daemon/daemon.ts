@@ -17,6 +17,7 @@ import { ContainerStore } from '../store/containers.js';
 import { VolumeStore } from '../store/volumes.js';
 import { VolumeService } from '../volumes/service.js';
 import { ContainerService } from '../containers/service.js';
+import { HealthMonitor } from '../containers/health.js';
 import { ExecService } from '../containers/exec.js';
 import { EventBus } from '../events/bus.js';
 import { createHash } from 'node:crypto';
@@ -155,6 +156,9 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     volumes,
   });
   service.setImageInUse((id) => containers.imagesInUse().get(id));
+  const execService = new ExecService({ store: containerStore, containers, logger });
+  // Health checks run through exec; started and stopped with each container.
+  new HealthMonitor({ store: containerStore, exec: execService, host: containers, events, logger, experimental: config.experimental });
   const backend: Backend = {
     system: {
       version: () => versionInfo(config.experimental),
@@ -171,7 +175,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     containers,
     events,
     volumes,
-    exec: new ExecService({ store: containerStore, containers, logger }),
+    exec: execService,
   };
   return { backend, containers };
 }

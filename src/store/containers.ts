@@ -21,6 +21,14 @@ export interface ContainerState {
   Error: string;
   StartedAt: string;
   FinishedAt: string;
+  /** Present when the image or the container defines a health check. */
+  Health?: HealthState;
+}
+
+export interface HealthState {
+  Status: 'starting' | 'healthy' | 'unhealthy';
+  FailingStreak: number;
+  Log: Array<{ Start: string; End: string; ExitCode: number; Output: string }>;
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

@@ -116,3 +116,50 @@ describe('confinement and daemon restarts', () => {
     assert.equal((await docker(d.host, ['rm', 'keeper'])).code, 0);
   });
 });
+
+describe('health checks', () => {
+  let reg: TestRegistry;
+  let d: TestDaemon;
+
+  before(async () => {
+    reg = await startRegistry();
+    const entries = busyboxEntries(readFileSync('/bin/busybox'));
+    await reg.pushImage('test/busybox', 'latest', [await makeLayer(entries)], { os: 'linux', architecture: 'amd64' }, { config: { cmd: ['sh'] } });
+    d = await startDaemon({ args: ['--experimental'] });
+    assert.equal((await docker(d.host, ['pull', `${reg.host}/test/busybox`])).code, 0);
+    assert.equal((await docker(d.host, ['tag', `${reg.host}/test/busybox`, 'busybox'])).code, 0);
+  });
+  after(async () => {
+    if (d) {
+      const ids = (await docker(d.host, ['ps', '-aq'])).stdout.trim().split('\n').filter(Boolean);
+      if (ids.length) await docker(d.host, ['rm', '-f', ...ids]);
+      d.cleanup();
+    }
+    await reg?.stop();
+  });
+
+  const health = async (name: string) => JSON.parse((await docker(d.host, ['inspect', name])).stdout)[0].State.Health;
+
+  test('healthy, then unhealthy; --experimental restarts an unhealthy container (balenaEngine)', async () => {
+    const r = await docker(d.host, ['run', '-d', '--name', 'hc', '--restart', 'always', '--health-cmd', 'test -f /tmp/ok', '--health-interval', '200ms', '--health-retries', '2', 'busybox', 'sh', '-c', 'touch /tmp/ok; sleep 300']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await health('hc')).Status, 'starting');
+    let h = await health('hc');
+    for (let i = 0; i < 30 && h.Status !== 'healthy'; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      h = await health('hc');
+    }
+    assert.equal(h.Status, 'healthy');
+    assert.equal(h.Log.at(-1).ExitCode, 0);
+    assert.match((await docker(d.host, ['ps', '--format', '{{.Status}}', '--filter', 'name=hc'])).stdout, /\(healthy\)/);
+    const startedAt = JSON.parse((await docker(d.host, ['inspect', 'hc'])).stdout)[0].State.StartedAt;
+    assert.equal((await docker(d.host, ['exec', 'hc', 'rm', '/tmp/ok'])).code, 0);
+    let restarted = false;
+    for (let i = 0; i < 60 && !restarted; i++) {
+      await new Promise((res) => setTimeout(res, 200));
+      const st = JSON.parse((await docker(d.host, ['inspect', 'hc'])).stdout)[0].State;
+      restarted = st.StartedAt !== startedAt && st.Running;
+    }
+    assert.ok(restarted, 'the unhealthy container was restarted');
+  });
+});
