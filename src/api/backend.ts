@@ -42,7 +42,7 @@ export interface ImagesBackend {
 
 export interface ContainersBackend {
   create(name: string | undefined, body: unknown): Promise<{ Id: string; Warnings: string[] }>;
-  list(opts: { all: boolean; limit: number | undefined; filters: Filters }): ContainerSummary[];
+  list(opts: { all: boolean; limit: number | undefined; filters: Filters; size?: boolean }): ContainerSummary[];
   inspect(ref: string): Record<string, unknown>;
   start(ref: string): Promise<void>;
   stop(ref: string, timeout: number | undefined): Promise<void>;

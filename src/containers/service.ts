@@ -486,7 +486,7 @@ export class ContainerService {
     };
   }
 
-  list(opts: { all: boolean; limit: number | undefined; filters: Map<string, string[]> }): ContainerSummary[] {
+  list(opts: { all: boolean; limit: number | undefined; filters: Map<string, string[]>; size?: boolean }): ContainerSummary[] {
     let list = this.o.store.list().sort((a, b) => Date.parse(b.Created) - Date.parse(a.Created));
     if (!opts.all) list = list.filter((c) => c.State.Running || c.State.Status === 'restarting' || c.State.Paused);
     const f = opts.filters;
@@ -526,11 +526,24 @@ export class ContainerService {
         Labels: cfg.Labels ?? {},
         State: c.State.Status,
         Status: humanStatus(c),
+        ...(opts.size ? this.sizes(c) : {}),
         HostConfig: { NetworkMode: String(c.HostConfig.NetworkMode ?? 'default') },
         NetworkSettings: { Networks: {} },
         Mounts: mountsOf(this.o.volumes, c),
       };
     });
+  }
+
+  /** `ps -s`: bytes in the container's writable layer, and that plus its image. */
+  private sizes(c: ContainerRecord): { SizeRw: number; SizeRootFs: number } {
+    const rw = treeSize(this.o.store.paths(c.Id).upper);
+    let image = 0;
+    try {
+      image = this.o.images.inspect(c.Image).Size;
+    } catch {
+      image = 0;
+    }
+    return { SizeRw: rw, SizeRootFs: rw + image };
   }
 
   private tryImageId(name: string): string | undefined {
@@ -921,6 +934,35 @@ export class ContainerService {
 const HOST_CAPS = capabilitiesFromMask(/^CapBnd:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0');
 /** The daemon's limits: a container's ulimits are capped at the hard ones (raising them is refused here). */
 const HOST_RLIMITS = parseProcLimits(readFileSync('/proc/self/limits', 'utf8'));
+
+/** Bytes of regular files and symlinks under a directory, hard links once (Docker's du). */
+function treeSize(dir: string): number {
+  const seen = new Set<number>();
+  let total = 0;
+  const walk = (d: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      let st;
+      try {
+        st = lstatSync(`${d}/${n}`);
+      } catch {
+        continue;
+      }
+      if (st.isDirectory()) walk(`${d}/${n}`);
+      else if (!seen.has(st.ino)) {
+        seen.add(st.ino);
+        total += st.size;
+      }
+    }
+  };
+  walk(dir);
+  return total;
+}
 
 /** Every device node under /dev (privileged containers get them all, as in Docker). */
 function hostDevices(): Array<DeviceNode & { path: string }> {

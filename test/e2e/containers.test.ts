@@ -79,6 +79,12 @@ describe('containers', () => {
     await new Promise((r) => setTimeout(r, 300));
     const logs = await docker(d.host, ['logs', 'looper']);
     assert.equal(logs.stdout, 'started\n');
+    // logs -f follows until the container stops.
+    const follow = docker(d.host, ['logs', '-f', 'looper']);
+    await new Promise((r) => setTimeout(r, 300));
+    await docker(d.host, ['exec', 'looper', 'sh', '-c', 'echo more > /proc/1/fd/1']);
+    const sized = await docker(d.host, ['ps', '-s', '--format', '{{.Size}}', '--filter', 'name=looper']);
+    assert.match(sized.stdout, /^\d+(\.\d+)?[kMG]?B \(virtual /);
     const again = await docker(d.host, ['start', 'looper']);
     assert.equal(again.code, 0);
     const rm = await docker(d.host, ['rm', 'looper']);
@@ -86,6 +92,9 @@ describe('containers', () => {
     assert.match(rm.stderr, /You cannot remove a running container/);
     const stop = await docker(d.host, ['stop', '-t', '5', 'looper']);
     assert.equal(stop.code, 0, stop.stderr);
+    const followed = await follow;
+    assert.equal(followed.code, 0, followed.stderr);
+    assert.equal(followed.stdout, 'started\nmore\n');
     const state = JSON.parse((await docker(d.host, ['inspect', 'looper'])).stdout)[0].State;
     assert.equal(state.Status, 'exited');
     assert.equal(state.ExitCode, 143);

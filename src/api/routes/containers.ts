@@ -36,7 +36,7 @@ export function containerRoutes(router: Router, c: ContainersBackend): void {
   });
   router.post('/containers/prune', async (ctx) => sendJSON(ctx.res, 200, await c.prune(parseFilters(ctx.query))));
   router.get('/containers/json', (ctx) => {
-    sendJSON(ctx.res, 200, c.list({ all: boolValue(ctx.query, 'all'), limit: intValue(ctx.query, 'limit'), filters: parseFilters(ctx.query) }));
+    sendJSON(ctx.res, 200, c.list({ all: boolValue(ctx.query, 'all'), limit: intValue(ctx.query, 'limit'), filters: parseFilters(ctx.query), size: boolValue(ctx.query, 'size') }));
   });
   router.get(`/containers/${ID}/json`, (ctx) => sendJSON(ctx.res, 200, c.inspect(ctx.params.id as string)));
   router.post(`/containers/${ID}/start`, async (ctx) => {
