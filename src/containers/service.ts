@@ -895,6 +895,15 @@ export class ContainerService {
   /** Daemon shutdown: without live-restore, containers stop with the daemon (as in Docker). */
   async shutdown(): Promise<void> {
     if (this.o.liveRestore) return;
+    try {
+      await this.stopAll();
+    } finally {
+      // Nothing runs any more: the runtimes' state directories on tmpfs can go.
+      if (this.running.size === 0) await fs.rm(this.o.execRoot, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  private async stopAll(): Promise<void> {
     await Promise.all(
       [...this.running.keys()].map(async (id) => {
         const c = this.o.store.find(id);
