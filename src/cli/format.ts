@@ -33,3 +33,11 @@ export function bytesIEC(n: number): string {
   }
   return `${Number(v.toFixed(2))}${units[i]}`;
 }
+
+/** A query string from the parameters that are set (`?a=1&b=x`, or ''). */
+export function qs(params: Record<string, string | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, v);
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}

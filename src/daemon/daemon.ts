@@ -41,6 +41,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const { config, logger } = opts;
   if (process.getuid?.() !== 0) logger.warn('skiff daemon is not running as root; most operations will fail');
   logger.info('starting skiff daemon', { version: VERSION, commit: GIT_COMMIT, 'data-root': config.dataRoot });
+  // Signals are caught from the first moment: a SIGTERM during start-up (an
+  // init script giving up) must still end in a clean stop, not a kill.
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => resolve(sig);
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+    // Node exits on SIGHUP by default; a daemon must survive its terminal going away.
+    process.on('SIGHUP', () => logger.info('received SIGHUP; configuration reload is not supported, ignoring'));
+  });
 
   const realRoot = await ensureDataRoot(config.dataRoot);
   const lock = await lockDataRoot(realRoot);
@@ -78,13 +87,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
   logger.info('Daemon has completed initialization');
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    const onSignal = (sig: NodeJS.Signals) => resolve(sig);
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-    // Node exits on SIGHUP by default; a daemon must survive its terminal going away.
-    process.on('SIGHUP', () => logger.info('received SIGHUP; configuration reload is not supported, ignoring'));
-  });
+  const signal = await stopSignal;
 
   logger.info('Processing signal', { signal });
   // A second signal during the grace period means "now".

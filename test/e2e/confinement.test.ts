@@ -1,11 +1,10 @@
 // What a container may and may not do: capabilities, masked paths, devices,
 // memory limits, privileged mode; and what survives a daemon restart.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { docker, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
-import { busyboxEntries } from '../helpers/debian.js';
-import { makeLayer, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { pullBusybox, pushBusybox, removeAllContainers } from '../helpers/busybox.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 describe('confinement and daemon restarts', () => {
   let reg: TestRegistry;
@@ -14,17 +13,13 @@ describe('confinement and daemon restarts', () => {
 
   before(async () => {
     reg = await startRegistry();
-    const entries = busyboxEntries(readFileSync('/bin/busybox'));
-    for (const a of ['dd', 'wc']) if (!entries.some((e) => e.name === `bin/${a}`)) entries.push({ name: `bin/${a}`, type: 'symlink', linkname: 'busybox' });
-    await reg.pushImage('test/busybox', 'latest', [await makeLayer(entries)], { os: 'linux', architecture: 'amd64' }, { config: { cmd: ['sh'] } });
+    await pushBusybox(reg, ['dd', 'wc']);
     d = await startDaemon({ dir });
-    assert.equal((await docker(d.host, ['pull', `${reg.host}/test/busybox`])).code, 0);
-    assert.equal((await docker(d.host, ['tag', `${reg.host}/test/busybox`, 'busybox'])).code, 0);
+    await pullBusybox(d, reg);
   });
   after(async () => {
     if (d) {
-      const ids = (await docker(d.host, ['ps', '-aq'])).stdout.trim().split('\n').filter(Boolean);
-      if (ids.length) await docker(d.host, ['rm', '-f', ...ids]);
+      await removeAllContainers(d);
       d.cleanup();
     }
     await reg?.stop();
@@ -123,16 +118,13 @@ describe('health checks', () => {
 
   before(async () => {
     reg = await startRegistry();
-    const entries = busyboxEntries(readFileSync('/bin/busybox'));
-    await reg.pushImage('test/busybox', 'latest', [await makeLayer(entries)], { os: 'linux', architecture: 'amd64' }, { config: { cmd: ['sh'] } });
+    await pushBusybox(reg);
     d = await startDaemon({ args: ['--experimental'] });
-    assert.equal((await docker(d.host, ['pull', `${reg.host}/test/busybox`])).code, 0);
-    assert.equal((await docker(d.host, ['tag', `${reg.host}/test/busybox`, 'busybox'])).code, 0);
+    await pullBusybox(d, reg);
   });
   after(async () => {
     if (d) {
-      const ids = (await docker(d.host, ['ps', '-aq'])).stdout.trim().split('\n').filter(Boolean);
-      if (ids.length) await docker(d.host, ['rm', '-f', ...ids]);
+      await removeAllContainers(d);
       d.cleanup();
     }
     await reg?.stop();

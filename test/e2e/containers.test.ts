@@ -2,13 +2,10 @@
 // stop/kill/rm, restart policies and a daemon killed -9 underneath.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { docker, run, SKIFF, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
-import { busyboxEntries } from '../helpers/debian.js';
-import { makeLayer, startRegistry, type TestRegistry } from '../helpers/registry.js';
-
-const BUSYBOX = '/bin/busybox';
+import { pullBusybox, pushBusybox, removeAllContainers } from '../helpers/busybox.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 async function dockerInput(host: string, args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -30,18 +27,13 @@ describe('containers', () => {
 
   before(async () => {
     reg = await startRegistry();
-    const entries = busyboxEntries(readFileSync(BUSYBOX));
-    entries.push({ name: 'bin/ip', type: 'symlink', linkname: 'busybox' }, { name: 'bin/cat', type: 'symlink', linkname: 'busybox' });
-    const layer = await makeLayer(entries);
-    await reg.pushImage('test/busybox', 'latest', [layer], { os: 'linux', architecture: 'amd64' }, { config: { cmd: ['sh'] } });
+    await pushBusybox(reg, ['ip', 'cat']);
     d = await startDaemon({ dir });
-    const p = await docker(d.host, ['pull', `${reg.host}/test/busybox`]);
-    assert.equal(p.code, 0, p.stderr);
-    assert.equal((await docker(d.host, ['tag', `${reg.host}/test/busybox`, 'busybox'])).code, 0);
+    await pullBusybox(d, reg);
   });
   after(async () => {
     if (d) {
-      await docker(d.host, ['rm', '-f', ...(await docker(d.host, ['ps', '-aq'])).stdout.trim().split('\n').filter(Boolean)]);
+      await removeAllContainers(d);
       d.cleanup();
     }
     await reg?.stop();

@@ -3,15 +3,13 @@
 // (util-linux `script` gives the CLI one), with resizes.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { docker, parseResponse, rawRequest, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
-import { busyboxEntries } from '../helpers/debian.js';
-import { makeLayer, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { pullBusybox, pushBusybox, removeAllContainers } from '../helpers/busybox.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 
-const BUSYBOX = '/bin/busybox';
 const DOCKER_CONFIG = join(tmpdir(), 'skiff-test-docker-config');
 
 interface Out {
@@ -68,20 +66,15 @@ describe('exec and TTYs', () => {
 
   before(async () => {
     reg = await startRegistry();
-    const entries = busyboxEntries(readFileSync(BUSYBOX));
-    entries.push({ name: 'bin/cat', type: 'symlink', linkname: 'busybox' }, { name: 'bin/tty', type: 'symlink', linkname: 'busybox' });
-    const layer = await makeLayer(entries);
-    await reg.pushImage('test/busybox', 'latest', [layer], { os: 'linux', architecture: 'amd64' }, { config: { cmd: ['sh'] } });
+    await pushBusybox(reg, ['cat', 'tty']);
     d = await startDaemon({ dir });
-    const p = await docker(d.host, ['pull', `${reg.host}/test/busybox`]);
-    assert.equal(p.code, 0, p.stderr);
-    assert.equal((await docker(d.host, ['tag', `${reg.host}/test/busybox`, 'busybox'])).code, 0);
+    await pullBusybox(d, reg);
     const run = await docker(d.host, ['run', '-d', '--name', 'box', 'busybox', 'sleep', '1000']);
     assert.equal(run.code, 0, run.stderr);
   });
   after(async () => {
     if (d) {
-      await docker(d.host, ['rm', '-f', ...(await docker(d.host, ['ps', '-aq'])).stdout.trim().split('\n').filter(Boolean)]);
+      await removeAllContainers(d);
       d.cleanup();
     }
     await reg?.stop();

@@ -6,15 +6,8 @@ import type { ContainerSummary } from '../../containers/types.js';
 import { DaemonError } from '../client.js';
 import { EXIT, type Command, type CommandContext } from '../command.js';
 import { bool, int, list, str } from '../flags.js';
-import { reportError } from '../format.js';
+import { qs, reportError } from '../format.js';
 import type { IncomingMessage } from 'node:http';
-
-function qs(params: Record<string, string | undefined>): string {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, v);
-  const s = q.toString();
-  return s ? `?${s}` : '';
-}
 
 async function copyOutput(ctx: CommandContext, res: IncomingMessage, tty: boolean): Promise<void> {
   if (tty) {

@@ -3,15 +3,8 @@ import { readJsonMessages, humanSize } from '../../api/jsonstream.js';
 import type { DeleteItem, ImageSummary } from '../../images/types.js';
 import { EXIT, type Command } from '../command.js';
 import { bool, str } from '../flags.js';
-import { reportError } from '../format.js';
+import { qs, reportError } from '../format.js';
 import { canonicalString, parseReference, withDefaultTag } from '../../pull/reference.js';
-
-function qs(params: Record<string, string | undefined>): string {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, v);
-  const s = q.toString();
-  return s ? `?${s}` : '';
-}
 
 export const pullCommand: Command = {
   name: 'pull',
