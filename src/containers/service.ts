@@ -35,6 +35,7 @@ import { mountOverlay, unmount } from '../store/mount.js';
 import { checkName, randomName } from './names.js';
 import { sample, type StatsSample } from './stats.js';
 import { HealthMonitor } from './health.js';
+import { wasOomKilled } from './oom.js';
 import { resizeTerminal } from './exec.js';
 import type { EventBus } from '../events/bus.js';
 import type { VolumeService } from '../volumes/service.js';
@@ -297,11 +298,14 @@ export class ContainerService {
     r?.output.emit('end');
     this.running.delete(id);
     if (!c) return;
-    c.State = { ...c.State, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: exitCode, FinishedAt: new Date().toISOString() };
+    // A SIGKILL exit may be the OOM killer's: Docker reports it as OOMKilled.
+    const oom = exitCode === 137 && wasOomKilled(c.Id);
+    c.State = { ...c.State, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: exitCode, OOMKilled: oom, FinishedAt: new Date().toISOString() };
     c.MonitorPid = 0;
     await this.o.store.save(c);
     await this.cleanupRun(c).catch((err: Error) => this.o.logger.warn('cleanup after exit failed', { container: id, error: err.message }));
     this.events.emit('exit', id, exitCode);
+    if (oom) this.publish(c, 'oom');
     this.publish(c, 'die', { exitCode: String(exitCode) });
     if ((c.HostConfig.AutoRemove as boolean | undefined) === true) {
       await this.removeNow(c, true);

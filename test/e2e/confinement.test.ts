@@ -69,8 +69,17 @@ describe('confinement and daemon restarts', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), String(16 * 1024 * 1024));
     // Filling a tmpfs beyond the limit gets the container OOM-killed (137).
-    const oom = await docker(d.host, ['run', '--rm', '-m', '16m', '--memory-swap', '16m', '--tmpfs', '/big', 'busybox', 'dd', 'if=/dev/zero', 'of=/big/f', 'bs=1M', 'count=64']);
+    const oom = await docker(d.host, ['run', '--name', 'oomer', '-m', '16m', '--memory-swap', '16m', '--tmpfs', '/big', 'busybox', 'dd', 'if=/dev/zero', 'of=/big/f', 'bs=1M', 'count=64']);
     assert.equal(oom.code, 137, oom.stderr);
+    const st = JSON.parse((await docker(d.host, ['inspect', 'oomer'])).stdout)[0].State;
+    assert.equal(st.OOMKilled, true);
+    assert.equal((await docker(d.host, ['rm', 'oomer'])).code, 0);
+    // A plain SIGKILL is not an OOM kill.
+    assert.equal((await docker(d.host, ['run', '-d', '--name', 'killed', 'busybox', 'sleep', '300'])).code, 0);
+    assert.equal((await docker(d.host, ['kill', 'killed'])).code, 0);
+    assert.equal((await docker(d.host, ['wait', 'killed'])).stdout.trim(), '137');
+    assert.equal(JSON.parse((await docker(d.host, ['inspect', 'killed'])).stdout)[0].State.OOMKilled, false);
+    assert.equal((await docker(d.host, ['rm', 'killed'])).code, 0);
   });
 
   test('kill -9 of the daemon: a restart-always container is restarted when the daemon comes back', async () => {
