@@ -8,17 +8,13 @@
 // Prints a table and writes the figures to bench/results/pull.json.
 // See bench/README.md for what each figure means and how it is measured.
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { descendants, makeLayer, MB, pingUnix, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startProc, startRegistry, stopProc, unmountUnder, waitFor, which } from './lib.mjs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { gzipSync } from 'node:zlib';
-import tarStream from 'tar-stream';
-import { request } from 'undici';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
@@ -54,46 +50,15 @@ if (process.getuid?.() !== 0) {
   process.exit(2);
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const round = (x, digits = 1) => (x === undefined || Number.isNaN(x) ? undefined : Math.round(x * 10 ** digits) / 10 ** digits);
-const MB = 1e6;
 const MiB = 2 ** 20;
-const which = (...cands) => cands.find((c) => c && existsSync(c));
-const sha256 = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 // ---------------------------------------------------------------------------
 // cleanup: every process and temp dir this script makes is registered here
 // ---------------------------------------------------------------------------
 // A short base path: unix socket paths must stay under 108 bytes.
 const TMP = mkdtempSync(path.join('/tmp', 'skpb-'));
-const procs = new Set(); // ChildProcess objects still running
 let cleaning;
 let aborted = false;
-
-function mountsUnder(dir) {
-  const out = [];
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const mp = line.split(' ')[4];
-    if (mp && (mp === dir || mp.startsWith(dir + '/'))) out.push(mp.replace(/\\040/g, ' '));
-  }
-  return out.sort((a, b) => b.length - a.length);
-}
-function unmountUnder(dir) {
-  for (const mp of mountsUnder(dir)) spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
-}
-
-async function stopProc(child, graceMs = 15_000) {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    procs.delete(child);
-    return;
-  }
-  const done = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await done;
-  clearTimeout(t);
-  procs.delete(child);
-}
 
 async function cleanup() {
   cleaning ??= (async () => {
@@ -120,21 +85,6 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 /** Spawns a long-running helper in its own process group (Ctrl-C reaches only us), logging to a buffer. */
-function startProc(cmd, args, env) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: env ?? process.env });
-  procs.add(child);
-  let log = '';
-  const keep = (d) => {
-    log += d;
-    if (log.length > 200_000) log = log.slice(-100_000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('exit', () => procs.delete(child));
-  child.on('error', (e) => keep(`spawn error: ${e.message}\n`));
-  return { child, log: () => log };
-}
-
 function run(cmd, args, options = {}) {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
@@ -146,42 +96,7 @@ function run(cmd, args, options = {}) {
   });
 }
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function pingUnix(socketPath) {
-  return new Promise((resolve) => {
-    const req = httpRequest({ socketPath, path: '/_ping', headers: { Host: 'docker' }, agent: false, timeout: 2000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode === 200));
-    });
-    req.on('error', () => resolve(false));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
-}
-
 /** Polls until check() holds; if the process exits or time runs out, stops it and throws with its log. */
-async function waitFor(what, check, proc, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null || Date.now() > deadline) {
-      await stopProc(proc.child, 2000);
-      throw new Error(`${what} did not come up:\n${proc.log().slice(-3000)}`);
-    }
-    await sleep(25);
-  }
-}
-
 // ---------------------------------------------------------------------------
 // the image: 2 deterministic layers, ~61 MB of tar, ~21 MB of gzip
 // ---------------------------------------------------------------------------
@@ -226,30 +141,6 @@ function textish(n, seed) {
   return Buffer.from(parts.join('')).subarray(0, n);
 }
 
-const MTIME = new Date(1_700_000_000_000);
-
-async function makeLayer(entries) {
-  const p = tarStream.pack();
-  const chunks = [];
-  p.on('data', (c) => chunks.push(c));
-  const done = new Promise((resolve, reject) => {
-    p.on('end', resolve);
-    p.on('error', reject);
-  });
-  for (const e of entries) {
-    const header = { name: e.name, type: e.type ?? 'file', mode: e.type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, mtime: MTIME, size: e.data?.length ?? 0 };
-    await new Promise((resolve, reject) => {
-      const cb = (err) => (err ? reject(err) : resolve());
-      if (e.data) p.entry(header, e.data, cb);
-      else p.entry(header, cb);
-    });
-  }
-  p.finalize();
-  await done;
-  const tar = Buffer.concat(chunks);
-  const gz = gzipSync(tar, { level: 6 });
-  return { tar, gz, diffId: sha256(tar), digest: sha256(gz), tarSize: tar.length, size: gz.length, files: entries.filter((e) => e.data).length };
-}
 
 async function buildImage() {
   // Layer 1 (~21 MB tar): 2400 small files (1-8 KiB, half binary-ish, half text) in 40 directories, plus 4 large binary-ish files.
@@ -297,110 +188,13 @@ async function buildImage() {
 // ---------------------------------------------------------------------------
 // the registry: Debian's docker-registry on 127.0.0.1:<random>, temp storage
 // ---------------------------------------------------------------------------
-const REGISTRY_BIN = process.env.SKIFF_REGISTRY_BIN ?? '/usr/bin/docker-registry';
-
-async function startRegistry() {
-  if (!existsSync(REGISTRY_BIN)) throw new Error(`${REGISTRY_BIN} is missing: apt-get install -y docker-registry`);
-  const dir = path.join(TMP, 'registry');
-  mkdirSync(path.join(dir, 'storage'), { recursive: true });
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
-    const config = path.join(dir, 'config.yml');
-    writeFileSync(
-      config,
-      [
-        'version: 0.1',
-        'log:',
-        '  level: warn',
-        '  accesslog:',
-        '    disabled: true',
-        'storage:',
-        '  filesystem:',
-        `    rootdirectory: ${path.join(dir, 'storage')}`,
-        'http:',
-        `  addr: 127.0.0.1:${port}`,
-        `  secret: ${randomBytes(16).toString('hex')}`,
-        '',
-      ].join('\n'),
-    );
-    const proc = startProc(REGISTRY_BIN, ['serve', config]);
-    const url = `http://127.0.0.1:${port}`;
-    try {
-      await waitFor(
-        'docker-registry',
-        async () => {
-          try {
-            const res = await request(`${url}/v2/`, { headersTimeout: 1000 });
-            await res.body.dump();
-            return res.statusCode === 200;
-          } catch {
-            return false;
-          }
-        },
-        proc,
-        10_000,
-      );
-      return { url, host: `127.0.0.1:${port}`, proc };
-    } catch (err) {
-      if (attempt >= 2) throw err; // else the port was probably taken in between: try another
-    }
-  }
-}
-
-async function pushBlob(url, repo, data) {
-  const digest = sha256(data);
-  const start = await request(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: { 'content-length': '0' } });
-  await start.body.dump();
-  if (start.statusCode !== 202 || typeof start.headers.location !== 'string') throw new Error(`blob upload start: HTTP ${start.statusCode}`);
-  const put = new URL(start.headers.location, url);
-  put.searchParams.set('digest', digest);
-  const res = await request(put, { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) }, body: data });
-  const text = await res.body.text();
-  if (res.statusCode !== 201) throw new Error(`blob upload ${digest}: HTTP ${res.statusCode} ${text}`);
-}
-
-async function pushImage(url, repo, tag, img) {
-  for (const l of img.layers) await pushBlob(url, repo, l.gz);
-  await pushBlob(url, repo, img.config);
-  const res = await request(`${url}/v2/${repo}/manifests/${tag}`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json', 'content-length': String(img.manifest.length) },
-    body: img.manifest,
-  });
-  const text = await res.body.text();
-  if (res.statusCode !== 201) throw new Error(`manifest push: HTTP ${res.statusCode} ${text}`);
-}
 
 // ---------------------------------------------------------------------------
 // /proc: process trees, CPU, I/O, RSS, dirty pages
 // ---------------------------------------------------------------------------
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-const readOr = (file, fallback = '') => {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return fallback;
-  }
-};
 
 /** Live descendants of pid (through every thread's `children` list). */
-function descendants(pid, acc = new Set()) {
-  let tasks = [];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return acc;
-  }
-  for (const t of tasks) {
-    for (const c of readOr(`/proc/${pid}/task/${t}/children`).split(' ').filter(Boolean).map(Number)) {
-      if (!acc.has(c)) {
-        acc.add(c);
-        descendants(c, acc);
-      }
-    }
-  }
-  return acc;
-}
 const treeOf = (roots) => [...new Set([...roots, ...roots.flatMap((r) => [...descendants(r)])])];
 
 /** CPU seconds of a process: own utime+stime plus its reaped children's (cutime+cstime). */
@@ -754,7 +548,7 @@ async function main() {
     `image: ${img.layers.length} layers, ${round(tarTotal / MB)} MB tar, ${round(gzTotal / MB)} MB gzip ` +
       `(${img.layers.map((l) => `${l.files} files ${round(l.tarSize / MB)}→${round(l.size / MB)} MB`).join(', ')}); built in ${round((Date.now() - t) / 1000)} s`,
   );
-  const registry = await startRegistry();
+  const registry = await startRegistry(TMP);
   await pushImage(registry.url, 'bench/img', 'v1', img);
   const ref = `${registry.host}/bench/img:v1`;
   console.log(`registry: ${REGISTRY_BIN} on ${registry.host}; pushed ${ref} (${img.manifestDigest.slice(0, 19)}…)`);

@@ -15,16 +15,13 @@
 //     containerd-shim-runc-v2).
 // Prints a table and writes bench/results/run.json. See bench/README.md.
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { descendants, makeLayer, MB, pingUnix, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startProc, startRegistry, stopProc, unmountUnder, waitFor, which } from './lib.mjs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { gzipSync } from 'node:zlib';
-import tarStream from 'tar-stream';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
@@ -51,7 +48,6 @@ const OUT = path.resolve(opts.out);
 const IDLE_MS = 2000;
 const CMD_TIMEOUT_MS = 120_000;
 const TARGETS = { latencyVsDockerd: 1.0, idleRssMB: 60 };
-const MB = 1e6;
 
 for (const [k, v, min] of [['--runs', RUNS, 1], ['--warmup', WARMUP, 0], ['--containers', NCONT, 1]]) {
   if (!Number.isInteger(v) || v < min) {
@@ -64,22 +60,10 @@ if (process.getuid?.() !== 0) {
   process.exit(2);
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const round = (x, digits = 1) => (x === undefined || Number.isNaN(x) ? undefined : Math.round(x * 10 ** digits) / 10 ** digits);
-const which = (...cands) => cands.find((c) => c && existsSync(c));
-const sha256 = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-const readOr = (file, fallback = '') => {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return fallback;
-  }
-};
 
 const DOCKER_CLI = opts.docker ?? which('/usr/local/bin/docker', '/usr/bin/docker');
 const DOCKERD = which('/usr/bin/dockerd', '/usr/sbin/dockerd');
 const CONTAINERD = which('/usr/bin/containerd', '/usr/sbin/containerd');
-const REGISTRY_BIN = process.env.SKIFF_REGISTRY_BIN ?? '/usr/bin/docker-registry';
 const BUSYBOX = opts.busybox;
 for (const [what, p, hint] of [
   ['skiff executable', existsSync(SEA) ? SEA : undefined, 'build it: node build.mjs --arch x64'],
@@ -104,24 +88,11 @@ const TMP = mkdtempSync(path.join('/tmp', 'skrb-'));
 const SKIFF_ROOT = path.join(TMP, 'skiff-d', 'root');
 const SKIFF_EXEC_ROOT = path.join('/run/skiff', createHash('sha256').update(SKIFF_ROOT).digest('hex').slice(0, 12));
 const HAD_RUN_CONTAINERD = existsSync('/run/containerd');
-const procs = new Set(); // long-running ChildProcess objects (daemons, registry)
 const cmds = new Set(); // docker CLI invocations in flight
 const daemons = []; // started peers: { name, socket, stop() }
 const containerInits = new Map(); // pid -> cmdline of container inits we made (a last-resort kill)
 let cleaning;
 let aborted = false;
-
-function mountsUnder(dir) {
-  const out = [];
-  for (const line of readOr('/proc/self/mountinfo').split('\n')) {
-    const mp = line.split(' ')[4];
-    if (mp && (mp === dir || mp.startsWith(dir + '/'))) out.push(mp.replace(/\\040/g, ' '));
-  }
-  return out.sort((a, b) => b.length - a.length);
-}
-function unmountUnder(dir) {
-  for (const mp of mountsUnder(dir)) spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
-}
 
 const cmdlineOf = (pid) => readOr(`/proc/${pid}/cmdline`).split('\0').filter((s, i, a) => s || i < a.length - 1);
 const allPids = () => readdirSync('/proc').filter((f) => /^\d+$/.test(f)).map(Number);
@@ -151,19 +122,6 @@ function removeOutside() {
       } catch {}
     }
   }
-}
-
-async function stopProc(child, graceMs = 15_000) {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    procs.delete(child);
-    return;
-  }
-  const done = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await done;
-  clearTimeout(t);
-  procs.delete(child);
 }
 
 async function cleanup() {
@@ -212,21 +170,6 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 /** Spawns a long-running helper in its own process group (Ctrl-C reaches only us), logging to a buffer. */
-function startProc(cmd, args) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  procs.add(child);
-  let log = '';
-  const keep = (d) => {
-    log += d;
-    if (log.length > 200_000) log = log.slice(-100_000);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('exit', () => procs.delete(child));
-  child.on('error', (e) => keep(`spawn error: ${e.message}\n`));
-  return { child, log: () => log };
-}
-
 /** Runs a command to its end (own process group, killed after a timeout); resolves { code, stdout, stderr, ms }. */
 function run(cmd, args, { env, timeoutMs = CMD_TIMEOUT_MS } = {}) {
   return new Promise((resolve) => {
@@ -255,42 +198,7 @@ function run(cmd, args, { env, timeoutMs = CMD_TIMEOUT_MS } = {}) {
   });
 }
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function pingUnix(socketPath) {
-  return new Promise((resolve) => {
-    const req = httpRequest({ socketPath, path: '/_ping', headers: { Host: 'docker' }, agent: false, timeout: 2000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode === 200));
-    });
-    req.on('error', () => resolve(false));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
-}
-
 /** Polls until check() holds; if the process exits or time runs out, stops it and throws with its log. */
-async function waitFor(what, check, proc, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null || Date.now() > deadline) {
-      await stopProc(proc.child, 2000);
-      throw new Error(`${what} did not come up:\n${proc.log().slice(-3000)}`);
-    }
-    await sleep(25);
-  }
-}
-
 // ---------------------------------------------------------------------------
 // the image: one layer, /bin/busybox and its applet links
 // ---------------------------------------------------------------------------
@@ -302,31 +210,6 @@ const APPLETS = [
 ];
 const PASSWD = 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/home:/bin/false\n';
 const GROUP = 'root:x:0:\ndaemon:x:1:\ntty:x:5:\nnogroup:x:65534:\n';
-const MTIME = new Date(1_700_000_000_000);
-
-async function makeLayer(entries) {
-  const p = tarStream.pack();
-  const chunks = [];
-  p.on('data', (c) => chunks.push(c));
-  const done = new Promise((resolve, reject) => {
-    p.on('end', resolve);
-    p.on('error', reject);
-  });
-  for (const e of entries) {
-    const type = e.type ?? 'file';
-    const header = { name: e.name, type, mode: e.mode ?? (type === 'file' ? 0o644 : 0o755), uid: 0, gid: 0, mtime: MTIME, size: e.data?.length ?? 0, linkname: e.linkname };
-    await new Promise((resolve, reject) => {
-      const cb = (err) => (err ? reject(err) : resolve());
-      if (e.data) p.entry(header, e.data, cb);
-      else p.entry(header, cb);
-    });
-  }
-  p.finalize();
-  await done;
-  const tar = Buffer.concat(chunks);
-  const gz = gzipSync(tar, { level: 6 });
-  return { gz, diffId: sha256(tar), digest: sha256(gz), tarSize: tar.length, size: gz.length };
-}
 
 async function buildBusybox() {
   const busybox = readFileSync(BUSYBOX);
@@ -358,88 +241,16 @@ async function buildBusybox() {
       layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: layer.size, digest: layer.digest }],
     }),
   );
-  return { layer, config, configDigest: sha256(config), manifest, manifestDigest: sha256(manifest), busyboxBytes: busybox.length };
+  return { layer, layers: [layer], config, configDigest: sha256(config), manifest, manifestDigest: sha256(manifest), busyboxBytes: busybox.length };
 }
 
 // ---------------------------------------------------------------------------
 // the registry: Debian's docker-registry on 127.0.0.1:<random>, temp storage
 // ---------------------------------------------------------------------------
-async function startRegistry() {
-  const dir = path.join(TMP, 'registry');
-  mkdirSync(path.join(dir, 'storage'), { recursive: true });
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
-    const config = path.join(dir, 'config.yml');
-    writeFileSync(
-      config,
-      ['version: 0.1', 'log:', '  level: warn', '  accesslog:', '    disabled: true', 'storage:', '  filesystem:', `    rootdirectory: ${path.join(dir, 'storage')}`, 'http:', `  addr: 127.0.0.1:${port}`, `  secret: ${randomBytes(16).toString('hex')}`, ''].join('\n'),
-    );
-    const proc = startProc(REGISTRY_BIN, ['serve', config]);
-    const url = `http://127.0.0.1:${port}`;
-    const up = async () => {
-      try {
-        const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
-        await res.arrayBuffer();
-        return res.status === 200;
-      } catch {
-        return false;
-      }
-    };
-    try {
-      await waitFor('docker-registry', up, proc, 10_000);
-      return { url, host: `127.0.0.1:${port}`, proc };
-    } catch (err) {
-      if (attempt >= 2) throw err; // else the port was probably taken in between: try another
-    }
-  }
-}
-
-async function pushBlob(url, repo, data) {
-  const start = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: { 'content-length': '0' } });
-  await start.arrayBuffer();
-  const location = start.headers.get('location');
-  if (start.status !== 202 || !location) throw new Error(`blob upload start: HTTP ${start.status}`);
-  const put = new URL(location, url);
-  put.searchParams.set('digest', sha256(data));
-  const res = await fetch(put, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: data });
-  const text = await res.text();
-  if (res.status !== 201) throw new Error(`blob upload: HTTP ${res.status} ${text}`);
-}
-
-async function pushImage(url, repo, tag, img) {
-  await pushBlob(url, repo, img.layer.gz);
-  await pushBlob(url, repo, img.config);
-  const res = await fetch(`${url}/v2/${repo}/manifests/${tag}`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' },
-    body: img.manifest,
-  });
-  const text = await res.text();
-  if (res.status !== 201) throw new Error(`manifest push: HTTP ${res.status} ${text}`);
-}
-
 // ---------------------------------------------------------------------------
 // /proc: process trees and memory
 // ---------------------------------------------------------------------------
 /** Live descendants of pid (through every thread's `children` list). */
-function descendants(pid, acc = new Set()) {
-  let tasks = [];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return acc;
-  }
-  for (const t of tasks) {
-    for (const c of readOr(`/proc/${pid}/task/${t}/children`).split(' ').filter(Boolean).map(Number)) {
-      if (!acc.has(c)) {
-        acc.add(c);
-        descendants(c, acc);
-      }
-    }
-  }
-  return acc;
-}
-
 /** Memory of one process in bytes: VmRSS, RssAnon (status) and Pss, Private_Clean+Private_Dirty (smaps_rollup). */
 function memOf(pid) {
   const status = readOr(`/proc/${pid}/status`);
@@ -615,7 +426,7 @@ const notes = [];
 async function main() {
   const img = await buildBusybox();
   console.log(`image: ${BUSYBOX} (${round(img.busyboxBytes / MB, 2)} MB) + ${APPLETS.length} applet links: one layer, ${round(img.layer.tarSize / MB, 2)} MB tar, ${round(img.layer.size / MB, 2)} MB gzip`);
-  const registry = await startRegistry();
+  const registry = await startRegistry(TMP);
   await pushImage(registry.url, 'bench/busybox', 'latest', img);
   const ref = `${registry.host}/bench/busybox:latest`;
   console.log(`registry: ${REGISTRY_BIN} on ${registry.host}; pushed ${ref}`);

@@ -41,3 +41,9 @@ export function qs(params: Record<string, string | undefined>): string {
   const s = q.toString();
   return s ? `?${s}` : '';
 }
+
+/** Left-aligned columns three spaces apart, as `docker ps` and `docker images` print them. */
+export function columns(rows: string[][]): string {
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd((widths[i] ?? 0) + 3))).join('').trimEnd() + '\n').join('');
+}

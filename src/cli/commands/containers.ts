@@ -6,7 +6,7 @@ import type { ContainerSummary } from '../../containers/types.js';
 import { DaemonError } from '../client.js';
 import { EXIT, type Command, type CommandContext } from '../command.js';
 import { bool, int, list, str } from '../flags.js';
-import { qs, reportError } from '../format.js';
+import { columns, qs, reportError } from '../format.js';
 import type { IncomingMessage } from 'node:http';
 
 async function copyOutput(ctx: CommandContext, res: IncomingMessage, tty: boolean): Promise<void> {
@@ -155,8 +155,7 @@ export const psCommand: Command = {
         const command = full ? c.Command : c.Command.length > 20 ? `${c.Command.slice(0, 19)}…` : c.Command;
         rows.push([full ? c.Id : c.Id.slice(0, 12), c.Image, `"${command}"`, c.Status, c.Names.map((n) => n.slice(1)).join(',')]);
       }
-      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-      ctx.out.write(rows.map((r) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd((widths[i] ?? 0) + 3))).join('') + '\n').join(''));
+      ctx.out.write(columns(rows));
       return EXIT.ok;
     } catch (err) {
       reportError(ctx, err);
@@ -215,18 +214,9 @@ function eachContainer(name: string, summary: string, verb: (ctx: CommandContext
   };
 }
 
+/** A call whose answer has no body to show; errors carry the daemon's message. */
 async function call(ctx: CommandContext, method: string, path: string): Promise<void> {
-  const res = await ctx.client().request(method, path);
-  if (res.status >= 400) {
-    const msg = (() => {
-      try {
-        return (JSON.parse(res.body.toString()) as { message?: string }).message;
-      } catch {
-        return undefined;
-      }
-    })();
-    throw new DaemonError(res.status, msg ?? `status ${res.status}`);
-  }
+  await ctx.client().json<unknown>(method, path);
 }
 
 export const stopCommand = eachContainer(

@@ -3,7 +3,7 @@ import { readJsonMessages, humanSize } from '../../api/jsonstream.js';
 import type { DeleteItem, ImageSummary } from '../../images/types.js';
 import { EXIT, type Command } from '../command.js';
 import { bool, str } from '../flags.js';
-import { qs, reportError } from '../format.js';
+import { columns, qs, reportError } from '../format.js';
 import { canonicalString, parseReference, withDefaultTag } from '../../pull/reference.js';
 
 export const pullCommand: Command = {
@@ -104,8 +104,7 @@ export const imagesCommand: Command = {
         rows.push([repo, t.slice(i + 1), ...(digests ? [digest] : []), id(img), ago(img.Created), humanSize(img.Size, 3)]);
       }
     }
-    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-    ctx.out.write(rows.map((r) => r.map((v, c) => (c === r.length - 1 ? v : v.padEnd((widths[c] ?? 0) + 3))).join('').trimEnd() + '\n').join(''));
+    ctx.out.write(columns(rows));
     return EXIT.ok;
   },
 };
@@ -148,12 +147,7 @@ export const tagCommand: Command = {
     const repo = colon > lastSlash ? target.slice(0, colon) : target;
     const tag = colon > lastSlash ? target.slice(colon + 1) : undefined;
     try {
-      const res = await ctx.client().request('POST', `/images/${source}/tag${qs({ repo, tag })}`);
-      if (res.status >= 400) {
-        const msg = (JSON.parse(res.body.toString() || '{}') as { message?: string }).message ?? `status ${res.status}`;
-        ctx.err.write(`Error response from daemon: ${msg}\n`);
-        return EXIT.failure;
-      }
+      await ctx.client().json<unknown>('POST', `/images/${source}/tag${qs({ repo, tag })}`);
       return EXIT.ok;
     } catch (err) {
       reportError(ctx, err);

@@ -1,0 +1,219 @@
+// Pieces both benchmarks use: their child processes, a local docker-registry
+// with pushed images, deterministic layers, and small /proc and mount helpers.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import tarStream from 'tar-stream';
+import { request } from 'undici';
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const round = (x, digits = 1) => (x === undefined || Number.isNaN(x) ? undefined : Math.round(x * 10 ** digits) / 10 ** digits);
+export const which = (...cands) => cands.find((c) => c && existsSync(c));
+export const sha256 = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+export const readOr = (file, fallback = '') => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
+};
+export const MB = 1e6;
+export const REGISTRY_BIN = process.env.SKIFF_REGISTRY_BIN ?? '/usr/bin/docker-registry';
+const MTIME = new Date(1_700_000_000_000);
+
+/** Long-running child processes (daemons, the registry): stopped by the scripts' clean-up. */
+export const procs = new Set();
+
+export async function stopProc(child, graceMs = 15_000) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    procs.delete(child);
+    return;
+  }
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await done;
+  clearTimeout(t);
+  procs.delete(child);
+}
+
+export function startProc(cmd, args, env) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: env ?? process.env });
+  procs.add(child);
+  let log = '';
+  const keep = (d) => {
+    log += d;
+    if (log.length > 200_000) log = log.slice(-100_000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.on('exit', () => procs.delete(child));
+  child.on('error', (e) => keep(`spawn error: ${e.message}\n`));
+  return { child, log: () => log };
+}
+
+export async function waitFor(what, check, proc, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null || Date.now() > deadline) {
+      await stopProc(proc.child, 2000);
+      throw new Error(`${what} did not come up:\n${proc.log().slice(-3000)}`);
+    }
+    await sleep(25);
+  }
+}
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function pingUnix(socketPath) {
+  return new Promise((resolve) => {
+    const req = httpRequest({ socketPath, path: '/_ping', headers: { Host: 'docker' }, agent: false, timeout: 2000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200));
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+export function mountsUnder(dir) {
+  const out = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const mp = line.split(' ')[4];
+    if (mp && (mp === dir || mp.startsWith(dir + '/'))) out.push(mp.replace(/\\040/g, ' '));
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+
+export function unmountUnder(dir) {
+  for (const mp of mountsUnder(dir)) spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
+}
+
+export function descendants(pid, acc = new Set()) {
+  let tasks = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return acc;
+  }
+  for (const t of tasks) {
+    for (const c of readOr(`/proc/${pid}/task/${t}/children`).split(' ').filter(Boolean).map(Number)) {
+      if (!acc.has(c)) {
+        acc.add(c);
+        descendants(c, acc);
+      }
+    }
+  }
+  return acc;
+}
+
+export async function startRegistry(tmp) {
+  if (!existsSync(REGISTRY_BIN)) throw new Error(`${REGISTRY_BIN} is missing: apt-get install -y docker-registry`);
+  const dir = path.join(tmp, 'registry');
+  mkdirSync(path.join(dir, 'storage'), { recursive: true });
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const config = path.join(dir, 'config.yml');
+    writeFileSync(
+      config,
+      [
+        'version: 0.1',
+        'log:',
+        '  level: warn',
+        '  accesslog:',
+        '    disabled: true',
+        'storage:',
+        '  filesystem:',
+        `    rootdirectory: ${path.join(dir, 'storage')}`,
+        'http:',
+        `  addr: 127.0.0.1:${port}`,
+        `  secret: ${randomBytes(16).toString('hex')}`,
+        '',
+      ].join('\n'),
+    );
+    const proc = startProc(REGISTRY_BIN, ['serve', config]);
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitFor(
+        'docker-registry',
+        async () => {
+          try {
+            const res = await request(`${url}/v2/`, { headersTimeout: 1000 });
+            await res.body.dump();
+            return res.statusCode === 200;
+          } catch {
+            return false;
+          }
+        },
+        proc,
+        10_000,
+      );
+      return { url, host: `127.0.0.1:${port}`, proc };
+    } catch (err) {
+      if (attempt >= 2) throw err; // else the port was probably taken in between: try another
+    }
+  }
+}
+
+export async function pushBlob(url, repo, data) {
+  const digest = sha256(data);
+  const start = await request(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: { 'content-length': '0' } });
+  await start.body.dump();
+  if (start.statusCode !== 202 || typeof start.headers.location !== 'string') throw new Error(`blob upload start: HTTP ${start.statusCode}`);
+  const put = new URL(start.headers.location, url);
+  put.searchParams.set('digest', digest);
+  const res = await request(put, { method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) }, body: data });
+  const text = await res.body.text();
+  if (res.statusCode !== 201) throw new Error(`blob upload ${digest}: HTTP ${res.statusCode} ${text}`);
+}
+
+export async function pushImage(url, repo, tag, img) {
+  for (const l of img.layers) await pushBlob(url, repo, l.gz);
+  await pushBlob(url, repo, img.config);
+  const res = await request(`${url}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json', 'content-length': String(img.manifest.length) },
+    body: img.manifest,
+  });
+  const text = await res.body.text();
+  if (res.statusCode !== 201) throw new Error(`manifest push: HTTP ${res.statusCode} ${text}`);
+}
+
+export async function makeLayer(entries) {
+  const p = tarStream.pack();
+  const chunks = [];
+  p.on('data', (c) => chunks.push(c));
+  const done = new Promise((resolve, reject) => {
+    p.on('end', resolve);
+    p.on('error', reject);
+  });
+  for (const e of entries) {
+    const type = e.type ?? 'file';
+    const header = { name: e.name, type, mode: e.mode ?? (type === 'file' ? 0o644 : 0o755), uid: 0, gid: 0, mtime: MTIME, size: e.data?.length ?? 0, linkname: e.linkname };
+    await new Promise((resolve, reject) => {
+      const cb = (err) => (err ? reject(err) : resolve());
+      if (e.data) p.entry(header, e.data, cb);
+      else p.entry(header, cb);
+    });
+  }
+  p.finalize();
+  await done;
+  const tar = Buffer.concat(chunks);
+  const gz = gzipSync(tar, { level: 6 });
+  return { tar, gz, diffId: sha256(tar), digest: sha256(gz), tarSize: tar.length, size: gz.length, files: entries.filter((e) => e.data).length };
+}
