@@ -5,15 +5,8 @@
 import type { EventBus } from '../events/bus.js';
 import type { Logger } from '../log/logger.js';
 import type { ContainerRecord, ContainerStore, HealthState } from '../store/containers.js';
+import type { HealthConfig } from '../exec/spec.js';
 import type { ExecService } from './exec.js';
-
-interface HealthConfig {
-  Test?: string[];
-  Interval?: number;
-  Timeout?: number;
-  StartPeriod?: number;
-  Retries?: number;
-}
 
 const NS = 1_000_000;
 const KEEP_LOG = 5;

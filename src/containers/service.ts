@@ -251,7 +251,7 @@ export class ContainerService {
     });
     // specToJSON, not JSON.stringify: an unlimited rlimit is 2^64-1, beyond a JS number.
     await fs.writeFile(join(p.bundle, 'config.json'), specToJSON(spec));
-    const rt = this.runtime(String(hc.Runtime ?? this.o.defaultRuntime));
+    const rt = this.runtimeOf(c);
     await rt.delete(c.Id, true).catch(() => false);
     const tty = cfg.Tty === true;
     const monitor = await startMonitor({ id: c.Id, runtime: rt, bundle: p.bundle, dir: p.dir, stdin: cfg.OpenStdin === true, tty });
@@ -337,7 +337,7 @@ export class ContainerService {
 
   private async cleanupRun(c: ContainerRecord): Promise<void> {
     const p = this.o.store.paths(c.Id);
-    await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).delete(c.Id, true).catch(() => false);
+    await this.runtimeOf(c).delete(c.Id, true).catch(() => false);
     await unmount(p.merged);
     if (String(c.HostConfig.NetworkMode) !== 'host') await deleteNetns(netnsName(c.Id));
   }
@@ -349,7 +349,7 @@ export class ContainerService {
     if (!c.State.Running) throw new Conflict(`Cannot kill container: ${ref}: Container ${c.Id} is not running`);
     const sig = parseSignal(signal ?? 'KILL');
     if (sig === 9 || sig === 15) c.ManuallyStopped = true;
-    await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).kill(c.Id, sig, true);
+    await this.runtimeOf(c).kill(c.Id, sig, true);
     this.publish(c, 'kill', { signal: String(sig) });
   }
 
@@ -358,7 +358,7 @@ export class ContainerService {
     if (!c.State.Running) throw new NotModified();
     c.ManuallyStopped = true;
     await this.o.store.save(c);
-    const rt = this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime));
+    const rt = this.runtimeOf(c);
     const cfg = c.Config as { StopSignal?: string; StopTimeout?: number };
     const t = timeout ?? cfg.StopTimeout ?? 10;
     const exited = this.nextExit(c.Id);
@@ -440,7 +440,7 @@ export class ContainerService {
       }
       c.ManuallyStopped = true;
       const exited = this.nextExit(c.Id);
-      await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).kill(c.Id, 9, true).catch(() => undefined);
+      await this.runtimeOf(c).kill(c.Id, 9, true).catch(() => undefined);
       await Promise.race([exited, sleep(10_000)]);
       if ((c.HostConfig.AutoRemove as boolean | undefined) === true) return;
     }
@@ -715,7 +715,7 @@ export class ContainerService {
     const c = this.o.store.get(ref);
     if (!c.State.Running) throw new Conflict(`Container ${c.Id} is not running`);
     if (c.State.Paused) throw new Conflict(`Container ${c.Id} is already paused`);
-    await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).pause(c.Id);
+    await this.runtimeOf(c).pause(c.Id);
     c.State = { ...c.State, Paused: true, Status: 'paused' };
     await this.o.store.save(c);
     this.publish(c, 'pause');
@@ -724,7 +724,7 @@ export class ContainerService {
   async unpause(ref: string): Promise<void> {
     const c = this.o.store.get(ref);
     if (!c.State.Paused) throw new Conflict(`Container ${c.Id} is not paused`);
-    await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).resume(c.Id);
+    await this.runtimeOf(c).resume(c.Id);
     c.State = { ...c.State, Paused: false, Status: 'running' };
     await this.o.store.save(c);
     this.publish(c, 'unpause');
@@ -777,7 +777,7 @@ export class ContainerService {
       if (merged.CpusetCpus) cpu.cpus = merged.CpusetCpus;
       if (Object.keys(cpu).length) oci.cpu = cpu;
       if (merged.PidsLimit) oci.pids = { limit: merged.PidsLimit };
-      await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).update(c.Id, oci);
+      await this.runtimeOf(c).update(c.Id, oci);
     }
     c.HostConfig = { ...c.HostConfig, ...(merged as unknown as Record<string, unknown>) };
     await this.o.store.save(c);
@@ -789,7 +789,7 @@ export class ContainerService {
   async top(ref: string): Promise<{ Titles: string[]; Processes: string[][] }> {
     const c = this.o.store.get(ref);
     if (!c.State.Running) throw new Conflict(`Container ${c.Id} is not running`);
-    const pids = await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).ps(c.Id);
+    const pids = await this.runtimeOf(c).ps(c.Id);
     const rows: string[][] = [];
     for (const pid of pids) {
       try {
@@ -875,7 +875,7 @@ export class ContainerService {
           continue;
         }
         // Docker's default: containers do not outlive the daemon.
-        await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).kill(c.Id, 9, true).catch(() => undefined);
+        await this.runtimeOf(c).kill(c.Id, 9, true).catch(() => undefined);
         for (let i = 0; i < 50 && monitorAlive(c.MonitorPid, c.Id); i++) await sleep(100);
       }
       const exit = readExit(p.dir);
@@ -913,9 +913,9 @@ export class ContainerService {
         const c = this.o.store.find(id);
         if (!c) return;
         const exited = this.nextExit(id);
-        await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).kill(id, parseSignal((c.Config as { StopSignal?: string }).StopSignal ?? 'TERM'), true).catch(() => undefined);
+        await this.runtimeOf(c).kill(id, parseSignal((c.Config as { StopSignal?: string }).StopSignal ?? 'TERM'), true).catch(() => undefined);
         if (!(await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]))) {
-          await this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime)).kill(id, 9, true).catch(() => undefined);
+          await this.runtimeOf(c).kill(id, 9, true).catch(() => undefined);
           await Promise.race([exited, sleep(5_000)]);
         }
       }),
