@@ -5,6 +5,8 @@ import type { PullListener } from '../images/progress.js';
 import type { AuthConfig } from '../pull/auth.js';
 import type { DeleteItem, HistoryItem, ImageInspect, ImageSummary, PruneReport } from '../images/types.js';
 import type { Filters } from './context.js';
+import type { PushEvent } from '../images/push.js';
+import type { LoadEvent } from '../images/load.js';
 import type { Readable } from 'node:stream';
 import type { AttachOptions, ContainerSummary, LogsOptions, WaitCondition, WaitResult } from '../containers/types.js';
 import type { LogEntry } from '../exec/jsonlog.js';
@@ -38,6 +40,15 @@ export interface ImagesBackend {
   login(auth: AuthConfig): Promise<{ Status: string; IdentityToken: string }>;
   /** skiff's own: every layer's tar rebuilt and compared with its DiffID. */
   check(): Promise<Array<{ chainId: string; diffId: string; ok: boolean; actual: string }>>;
+}
+
+export interface TransportBackend {
+  /** docker save: names resolve (404) before the tar starts. */
+  save(names: string[]): Promise<Readable>;
+  /** docker load: the archive is read once from `body`. */
+  load(body: AsyncIterable<Buffer>, emit: (e: LoadEvent) => void): Promise<void>;
+  /** docker push: throws (→ a status code) before any progress is streamed. */
+  preparePush(name: string, tag: string | undefined, registryAuth: string | undefined): Promise<{ run(emit: (e: PushEvent) => void, signal?: AbortSignal): Promise<void> }>;
 }
 
 export interface ContainersBackend {
@@ -94,4 +105,5 @@ export interface Backend {
   events: EventBus;
   volumes: VolumesBackend;
   exec: ExecBackend;
+  transport: TransportBackend;
 }

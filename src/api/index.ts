@@ -4,6 +4,7 @@ import { eventRoutes } from './routes/events.js';
 import { execRoutes } from './routes/exec.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
+import { transportRoutes } from './routes/transport.js';
 import { volumeRoutes } from './routes/volumes.js';
 import { Router } from './router.js';
 
@@ -11,6 +12,7 @@ import { Router } from './router.js';
 export function buildRouter(backend: Backend): Router {
   const router = new Router();
   systemRoutes(router, backend.system);
+  transportRoutes(router, backend.transport);
   imageRoutes(router, backend.images, backend.volumes);
   containerRoutes(router, backend.containers);
   execRoutes(router, backend.exec);

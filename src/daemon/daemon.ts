@@ -9,6 +9,8 @@ import type { Logger } from '../log/logger.js';
 import { DataRoot, ensureDataRoot } from '../store/dataroot.js';
 import { systemInfo, versionInfo } from '../system/info.js';
 import { ImageService } from '../images/service.js';
+import { TransportService } from '../images/transport.js';
+import { DistributionStore } from '../store/distribution.js';
 import { RegistryClient } from '../pull/registry.js';
 import { ImageStore } from '../store/images.js';
 import { LayerStore } from '../store/layers.js';
@@ -162,6 +164,23 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
   const execService = new ExecService({ store: containerStore, containers, logger });
   // Health checks run through exec; started and stopped with each container.
   new HealthMonitor({ store: containerStore, exec: execService, host: containers, events, logger, experimental: config.experimental });
+  const transport = new TransportService({
+    layers,
+    images,
+    refs,
+    lookup: (name) => service.lookup(name),
+    events,
+    blobs: await DistributionStore.open(root.path, new Set(layers.list().map((l) => l.diffId)), logger),
+    registry: (ref, auth) =>
+      new RegistryClient(ref, {
+        insecureRegistries: config.insecureRegistries,
+        mirrors: config.registryMirrors,
+        userAgent: `skiff/${VERSION}`,
+        ...(auth ? { auth } : {}),
+      }),
+    maxConcurrentUploads: 5,
+    maxAttempts: config.maxDownloadAttempts,
+  });
   const backend: Backend = {
     system: {
       version: () => versionInfo(config.experimental),
@@ -179,6 +198,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     events,
     volumes,
     exec: execService,
+    transport,
   };
   return { backend, containers };
 }

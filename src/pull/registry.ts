@@ -27,7 +27,7 @@ import { BlockList, isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
-import { InvalidParameter, NotFound, SkiffError, SystemError, Unauthorized, Unavailable, messageOf } from '../errors.js';
+import { Forbidden, InvalidParameter, NotFound, SkiffError, SystemError, Unauthorized, Unavailable, messageOf } from '../errors.js';
 import {
   Authenticator,
   formatRegistryError,
@@ -79,6 +79,21 @@ export interface BlobStream {
   offset: number;
   /** The blob's full size when the registry told it. */
   total: number | undefined;
+}
+
+export interface RegistryCall {
+  headers?: Record<string, string>;
+  /** A buffer, or a function giving a fresh stream (called once per attempt). */
+  body?: Buffer | (() => AsyncIterable<Buffer>);
+  scope: string;
+}
+
+export interface RegistryAnswer {
+  status: number;
+  header(name: string): string | undefined;
+  body: Dispatcher.ResponseData['body'];
+  /** The absolute URL that answered. */
+  url: string;
 }
 
 export const MEDIA_TYPES = {
@@ -389,6 +404,76 @@ export class RegistryClient {
     }
     if (digestOf(digest, data) !== digest) throw new SystemError(`blob verification failed for digest ${digest}`);
     return data;
+  }
+
+  /**
+   * One authorized request on the registry itself (never a mirror), for the
+   * upload protocol (push): any method, an optional body, no redirects
+   * followed. `target` is a path (`/v2/...`) or an absolute or relative URL
+   * the registry returned (an upload's Location). `scope` is the token scope
+   * the request needs (`repository:<path>:pull,push`, plus a mount source's
+   * pull). A 401 is retried once with a new token when the body can be re-sent.
+   */
+  async call(method: string, target: string, opts: RegistryCall): Promise<RegistryAnswer> {
+    const ep = this.endpoints[this.endpoints.length - 1] as Endpoint;
+    await this.ready(ep);
+    const url = new URL(target, `${ep.base as string}/`).href;
+    const verb = method.charAt(0) + method.slice(1).toLowerCase();
+    for (let attempt = 0; ; attempt++) {
+      const h: Record<string, string> = { 'user-agent': this.opts.userAgent, ...(opts.headers ?? {}) };
+      let authz: Authorization | undefined;
+      if (ep.challenges.length > 0) {
+        try {
+          authz = await this.auth.authorize(ep.challenges, opts.scope);
+        } catch (err) {
+          throw rewrap(err, `${verb} "${url}": `);
+        }
+        if (authz) h.authorization = authz.header;
+      }
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, {
+          method: method as Dispatcher.HttpMethod,
+          headers: h,
+          body: typeof opts.body === 'function' ? Readable.from(opts.body(), { objectMode: false }) : opts.body,
+          dispatcher: this.dispatcherFor(new URL(url)),
+          maxRedirections: 0,
+          bodyTimeout: this.readTimeoutMs,
+        });
+      } catch (err) {
+        throw new Unavailable(`${verb} "${url}": ${describe(err)}`, { cause: err });
+      }
+      if (res.statusCode === 401 && attempt === 0 && (opts.body === undefined || typeof opts.body === 'function' || Buffer.isBuffer(opts.body))) {
+        const wa = headerOf(res.headers, 'www-authenticate');
+        const challenges = wa ? parseChallenges(wa) : [];
+        const changed = challenges.length > 0 && !sameChallenges(challenges, ep.challenges, opts.scope);
+        authz?.invalidate();
+        if (changed || (authz && !authz.fresh)) {
+          if (changed) ep.challenges = challenges;
+          await res.body.dump().catch(() => {});
+          continue;
+        }
+      }
+      return { status: res.statusCode, header: (name) => headerOf(res.headers, name), body: res.body, url };
+    }
+  }
+
+  /** Reads a failed answer into the error the registry gave (`unauthorized: ...`, `blob unknown: ...`). */
+  async callError(answer: RegistryAnswer, what: string): Promise<SkiffError> {
+    let text = '';
+    try {
+      text = await readLimited(answer.body);
+    } catch {
+      // the status alone has to do
+    }
+    const status = answer.status;
+    if (status >= 500 || status === 429) return new Unavailable(`${what}: received unexpected HTTP status: ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd());
+    const first = parseRegistryErrors(status, answer.header('content-type'), text, answer.header('www-authenticate'))[0] as { code: string; message: string };
+    const detail = formatRegistryError(first);
+    if (status === 401 || first.code === 'UNAUTHORIZED') return new Unauthorized(detail);
+    if (status === 403 || first.code === 'DENIED') return new Forbidden(detail);
+    if (status === 404) return new NotFound(detail);
+    return status === 400 ? new InvalidParameter(detail) : new SystemError(`${what}: ${detail}`);
   }
 
   /** Closes the kept-alive connections and aborts requests still running. */

@@ -16,7 +16,18 @@ export interface ApplyOptions {
   beforeCommit?: () => void | Promise<void>;
 }
 
-export async function applyLayer(store: LayerStore, tar: AsyncIterable<Buffer>, opts: ApplyOptions): Promise<LayerRecord> {
+/**
+ * A layer extracted but not committed: its DiffID is known, its place in a
+ * chain not yet (docker load reads layers before the manifest that orders
+ * them). Until `commit`, start-up recovery removes it like any unfinished layer.
+ */
+export interface PendingLayer {
+  diffId: string;
+  commit(parent: string | null): Promise<LayerRecord>;
+  abort(): Promise<void>;
+}
+
+export async function extractPending(store: LayerStore, tar: AsyncIterable<Buffer>): Promise<PendingLayer> {
   const tx = await store.begin();
   try {
     const hash = createHash('sha256');
@@ -29,14 +40,28 @@ export async function applyLayer(store: LayerStore, tar: AsyncIterable<Buffer>, 
     const { entries, trailer } = readTar(hashed());
     const stats = await extractLayer(entries, { diffDir: tx.diffDir, keepDir: tx.keepDir, pacer: tx.pacer }, tx.split, new SpecialFiles());
     await tx.split.segment(trailer());
-    const actual = 'sha256:' + hash.digest('hex');
-    if (actual !== opts.diffId) {
-      throw new InvalidParameter(`layer content does not match its DiffID: expected ${opts.diffId}, got ${actual}`);
-    }
-    await opts.beforeCommit?.();
-    return await tx.commit(opts.diffId, opts.parent, stats.contentBytes, stats.superseded);
+    const diffId = 'sha256:' + hash.digest('hex');
+    return {
+      diffId,
+      commit: (parent) => tx.commit(diffId, parent, stats.contentBytes, stats.superseded),
+      abort: () => tx.abort(),
+    };
   } catch (err) {
     await tx.abort();
     throw err;
   }
+}
+
+export async function applyLayer(store: LayerStore, tar: AsyncIterable<Buffer>, opts: ApplyOptions): Promise<LayerRecord> {
+  const pending = await extractPending(store, tar);
+  try {
+    if (pending.diffId !== opts.diffId) {
+      throw new InvalidParameter(`layer content does not match its DiffID: expected ${opts.diffId}, got ${pending.diffId}`);
+    }
+    await opts.beforeCommit?.();
+  } catch (err) {
+    await pending.abort();
+    throw err;
+  }
+  return pending.commit(opts.parent);
 }

@@ -16,7 +16,7 @@ import { errnoCode, NotFound, SystemError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { fsyncDir, writeFileDurable, isDurableTemp } from './durable.js';
 import { syncFilesystem } from './syncfs.js';
-import { rebuildTar, TarSplitWriter } from './tarsplit.js';
+import { rebuildTar, splitTarSize, TarSplitWriter } from './tarsplit.js';
 import { WritebackPacer } from './writeback.js';
 
 export interface LayerRecord {
@@ -196,6 +196,13 @@ export class LayerStore {
     if (!rec) throw new NotFound(`layer ${chainId} not found`);
     const dir = join(this.overlay, rec.cacheId);
     return rebuildTar(join(dir, 'tar-split.gz'), join(dir, 'diff'), rec.superseded, dir);
+  }
+
+  /** The length of the layer's tar (what `tar` yields), without rebuilding it. */
+  async tarSize(chainId: string): Promise<number> {
+    const rec = this.records.get(chainId);
+    if (!rec) throw new NotFound(`layer ${chainId} not found`);
+    return splitTarSize(join(this.overlay, rec.cacheId, 'tar-split.gz'));
   }
 
   /** Rebuilds the tar and compares its sha256 with the DiffID. */

@@ -75,6 +75,13 @@ export async function* readSplit(path: string): AsyncGenerator<SplitRecord> {
   }
 }
 
+/** The rebuilt tar's length, from the records alone (docker save needs it before the bytes). */
+export async function splitTarSize(path: string): Promise<number> {
+  let n = 0;
+  for await (const rec of readSplit(path)) n += 's' in rec ? Buffer.byteLength(rec.s, 'base64') : rec.n;
+  return n;
+}
+
 /**
  * The layer's original tar as a stream. `superseded` maps record numbers of
  * files that a later entry of the same tar overwrote to where their bytes were kept.

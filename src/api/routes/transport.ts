@@ -1,0 +1,94 @@
+// docker save, load and push: archives and registry uploads.
+import type { ServerResponse } from 'node:http';
+import { InvalidParameter, messageOf } from '../../errors.js';
+import { Throttle } from '../../images/progress.js';
+import type { PushEvent } from '../../images/push.js';
+import type { TransportBackend } from '../backend.js';
+import { boolValue } from '../context.js';
+import { JsonMessageWriter, progressMessage, type JsonMessage } from '../jsonstream.js';
+import type { Router } from '../router.js';
+
+/** JSON lines whose 200 goes out with the first line: errors before it are real status codes (moby's Flushed()). */
+class LazyJsonStream {
+  private readonly out: JsonMessageWriter;
+  private queue = Promise.resolve();
+  constructor(private readonly res: ServerResponse) {
+    this.out = new JsonMessageWriter(res);
+  }
+  get started(): boolean {
+    return this.res.headersSent;
+  }
+  write(m: JsonMessage): void {
+    if (!this.res.headersSent) {
+      this.res.writeHead(200, { 'Content-Type': 'application/json' });
+      this.res.flushHeaders();
+    }
+    this.queue = this.queue.then(() => this.out.write(m));
+  }
+  async end(err?: unknown): Promise<void> {
+    await this.queue;
+    if (err !== undefined) {
+      if (!this.res.headersSent) throw err;
+      await this.out.error(messageOf(err));
+    }
+    this.res.end();
+  }
+}
+
+/** Docker's JSON line for a push event. */
+export function pushMessage(e: PushEvent): JsonMessage {
+  switch (e.kind) {
+    case 'status':
+      return { status: e.text };
+    case 'layer':
+      return e.current !== undefined ? progressMessage(e.id, e.status, e.current, e.total) : { status: e.status, progressDetail: {}, id: e.id };
+    case 'pushed':
+      return { progressDetail: {}, aux: { Tag: e.tag, Digest: e.digest, Size: e.size } };
+  }
+}
+
+export function transportRoutes(router: Router, transport: TransportBackend): void {
+  const save = async (res: ServerResponse, names: string[]) => {
+    if (names.length === 0) throw new InvalidParameter('no image names given');
+    const tar = await transport.save(names);
+    res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+    tar.on('error', () => res.destroy());
+    res.on('close', () => tar.destroy());
+    tar.pipe(res);
+  };
+  router.get('/images/get', (ctx) => save(ctx.res, ctx.query.getAll('names').flatMap((n) => n.split(',')).filter(Boolean)));
+  router.get('/images/(?<name>.+)/get', (ctx) => save(ctx.res, [ctx.params.name as string]));
+
+  router.post('/images/load', async (ctx) => {
+    const quiet = boolValue(ctx.query, 'quiet');
+    const out = new LazyJsonStream(ctx.res);
+    const throttle = new Throttle();
+    try {
+      await transport.load(ctx.req, (e) => {
+        if (e.kind === 'loaded') out.write({ stream: e.text });
+        else if (!quiet && throttle.due(e.id, e.current === e.total)) out.write(progressMessage(e.id, 'Loading layer', e.current, e.total));
+      });
+    } catch (err) {
+      // The rest of the body is not wanted; let the client finish sending it.
+      ctx.req.resume();
+      await out.end(err);
+      return;
+    }
+    await out.end();
+  });
+
+  router.post('/images/(?<name>.+)/push', async (ctx) => {
+    const auth = ctx.req.headers['x-registry-auth'];
+    const prepared = await transport.preparePush(ctx.params.name as string, ctx.query.get('tag') ?? undefined, typeof auth === 'string' ? auth : undefined);
+    const out = new LazyJsonStream(ctx.res);
+    const abort = new AbortController();
+    ctx.res.on('close', () => abort.abort());
+    try {
+      await prepared.run((e) => out.write(pushMessage(e)), abort.signal);
+    } catch (err) {
+      await out.end(err);
+      return;
+    }
+    await out.end();
+  });
+}

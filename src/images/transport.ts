@@ -1,0 +1,68 @@
+// Images in and out of the engine other than by pull: docker save, docker
+// load and docker push, over the same stores the image service uses.
+import type { Readable } from 'node:stream';
+import type { EventBus } from '../events/bus.js';
+import { decodeRegistryAuth, type AuthConfig } from '../pull/auth.js';
+import type { Reference } from '../pull/reference.js';
+import type { RegistryClient } from '../pull/registry.js';
+import type { DistributionStore } from '../store/distribution.js';
+import type { ImageStore, StoredImage } from '../store/images.js';
+import type { LayerStore } from '../store/layers.js';
+import type { RefStore } from '../store/refs.js';
+import { loadImages, type LoadEvent } from './load.js';
+import { preparePush, type PreparedPush } from './push.js';
+import { saveImages } from './save.js';
+
+export interface TransportOptions {
+  layers: LayerStore;
+  images: ImageStore;
+  refs: RefStore;
+  /** An image by ID, short ID or reference (the image service's rules); throws NotFound. */
+  lookup(name: string): StoredImage;
+  events?: EventBus;
+  blobs: DistributionStore;
+  registry(ref: Reference, auth: AuthConfig | undefined): Pick<RegistryClient, 'call' | 'callError' | 'close'>;
+  maxConcurrentUploads: number;
+  maxAttempts: number;
+  /** First retry delay; tests shorten it. */
+  retryBackoffMs?: number;
+}
+
+export class TransportService {
+  constructor(private readonly o: TransportOptions) {}
+
+  /** docker save: names are resolved (404) before the returned stream starts. */
+  async save(names: string[]): Promise<Readable> {
+    const out = await saveImages({ layers: this.o.layers, refs: this.o.refs, lookup: (n) => this.o.lookup(n) }, names);
+    for (const n of names) this.o.events?.publish('image', 'save', this.o.lookup(n).id, { name: n });
+    return out;
+  }
+
+  async load(body: AsyncIterable<Buffer>, emit: (e: LoadEvent) => void): Promise<void> {
+    await loadImages({ layers: this.o.layers, images: this.o.images, refs: this.o.refs }, body, (e) => {
+      if (e.kind === 'loaded') {
+        const m = /^Loaded image(?: ID)?: (.*)\n$/.exec(e.text);
+        if (m) this.o.events?.publish('image', 'load', m[1] as string, { name: m[1] as string });
+      }
+      emit(e);
+    });
+  }
+
+  preparePush(name: string, tag: string | undefined, authHeader: string | undefined): Promise<PreparedPush> {
+    const auth = decodeRegistryAuth(authHeader);
+    return preparePush(
+      {
+        layers: this.o.layers,
+        images: this.o.images,
+        refs: this.o.refs,
+        blobs: this.o.blobs,
+        client: (ref) => this.o.registry(ref, auth),
+        maxConcurrentUploads: this.o.maxConcurrentUploads,
+        maxAttempts: this.o.maxAttempts,
+        backoffMs: this.o.retryBackoffMs ?? 1000,
+      },
+      name,
+      tag,
+    );
+  }
+}
