@@ -1,6 +1,7 @@
 // The CLI's side of the Engine API: plain HTTP over the daemon's socket, as
 // the docker CLI does it, so every client command is a thin request + print.
 import { request, type IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import { API_VERSION } from '../version.js';
 
 export const DEFAULT_CLIENT_HOST = 'unix:///var/run/skiff.sock';
@@ -43,7 +44,7 @@ export class ApiClient {
   }
 
   /** A streaming call: resolves with the response once headers arrive; errors become DaemonError. */
-  stream(method: string, path: string, headers: Record<string, string> = {}, body?: unknown): Promise<IncomingMessage> {
+  stream(method: string, path: string, headers: Record<string, string> = {}, body?: unknown, upload?: Readable): Promise<IncomingMessage> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (payload) headers = { ...headers, 'Content-Type': 'application/json', 'Content-Length': String(payload.length) };
     return new Promise((resolve, reject) => {
@@ -57,7 +58,10 @@ export class ApiClient {
         },
       );
       req.on('error', (err) => reject(new ConnectError(this.host, err)));
-      req.end(payload);
+      if (upload) {
+        upload.on('error', (err) => req.destroy(err));
+        upload.pipe(req);
+      } else req.end(payload);
     });
   }
 

@@ -6,6 +6,7 @@ import { EXIT, type Command } from './command.js';
 import { daemonCommand } from './commands/daemon.js';
 import { infoCommand } from './commands/info.js';
 import { checkCommand, imagesCommand, pullCommand, rmiCommand, tagCommand } from './commands/images.js';
+import { loadCommand, pushCommand, saveCommand } from './commands/transport.js';
 import {
   execCommand,
   inspectCommand,
@@ -65,6 +66,9 @@ const COMMANDS: Command[] = [
   tagCommand,
   rmiCommand,
   checkCommand,
+  pushCommand,
+  saveCommand,
+  loadCommand,
   infoCommand,
   versionCommand,
   helpCommand,

@@ -120,7 +120,9 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
   const layers = await LayerStore.open(root.path, logger);
   const images = await ImageStore.open(root.path, layers, logger);
   const refs = await RefStore.open(root.path, (id) => images.get(id) !== undefined);
+  const blobs = await DistributionStore.open(root.path, new Set(layers.list().map((l) => l.diffId)), logger);
   const service = new ImageService({
+    recordBlobs: (entries) => blobs.add(entries),
     layers,
     images,
     refs,
@@ -170,7 +172,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     refs,
     lookup: (name) => service.lookup(name),
     events,
-    blobs: await DistributionStore.open(root.path, new Set(layers.list().map((l) => l.diffId)), logger),
+    blobs,
     registry: (ref, auth) =>
       new RegistryClient(ref, {
         insecureRegistries: config.insecureRegistries,

@@ -35,6 +35,8 @@ export interface PullContext {
   maxDownloadAttempts: number;
   /** First retry delay; tests shorten it. */
   retryBackoffMs: number;
+  /** Remembers which blob (in which repository) each layer came from, so a push can skip or mount it. */
+  recordBlobs?: (entries: Array<{ diffId: string; digest: string; size: number; registry: string; repo: string }>) => Promise<void>;
 }
 
 export interface PullPlan {
@@ -236,6 +238,7 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
   if (todo.length > 0) emitTotal(true);
 
   const image = await ctx.images.put(plan.config);
+  await ctx.recordBlobs?.(plan.layers.map((l, i) => ({ diffId: plan.diffIds[i] as string, digest: l.digest, size: l.size, registry: plan.ref.domain, repo: plan.ref.path })));
   const name = canonicalName(plan.ref);
   const refs: Array<[string, string]> = [[`${name}@${plan.manifestDigest}`, image.id]];
   if (!plan.ref.digest) refs.push([canonicalString(plan.ref), image.id]);

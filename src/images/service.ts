@@ -36,6 +36,7 @@ export interface ImageServiceOptions {
   maxDownloadAttempts: number;
   retryBackoffMs?: number;
   events?: EventBus;
+  recordBlobs?: PullContext['recordBlobs'];
 }
 
 interface ImageConfigJson {
@@ -79,6 +80,7 @@ export class ImageService {
       maxConcurrentDownloads: this.o.maxConcurrentDownloads,
       maxDownloadAttempts: this.o.maxDownloadAttempts,
       retryBackoffMs: this.o.retryBackoffMs ?? 1000,
+      ...(this.o.recordBlobs ? { recordBlobs: this.o.recordBlobs } : {}),
     };
   }
 

@@ -1,5 +1,6 @@
 // skiff pull / images / rmi / tag / check: thin clients of the image API.
-import { readJsonMessages, humanSize } from '../../api/jsonstream.js';
+import { humanSize } from '../../api/jsonstream.js';
+import { printJsonMessages } from '../progress.js';
 import type { DeleteItem, ImageSummary } from '../../images/types.js';
 import { EXIT, type Command } from '../command.js';
 import { bool, str } from '../flags.js';
@@ -17,37 +18,9 @@ export const pullCommand: Command = {
   ],
   async run(ctx) {
     const name = ctx.flags.args[0] as string;
-    const tty = (ctx.out as NodeJS.WriteStream).isTTY === true && !bool(ctx.flags, 'quiet');
     try {
       const res = await ctx.client().stream('POST', `/images/create${qs({ fromImage: name, platform: str(ctx.flags, 'platform') })}`);
-      const lines = new Map<string, string>();
-      let drawn = 0;
-      for await (const m of readJsonMessages(res)) {
-        if (m.errorDetail || m.error) {
-          ctx.err.write(`${m.errorDetail?.message ?? m.error}\n`);
-          return EXIT.failure;
-        }
-        if (bool(ctx.flags, 'quiet')) continue;
-        if (m.id === 'Total') continue;
-        const text = m.id ? `${m.id}: ${m.status ?? ''}${tty && m.progress ? ' ' + m.progress : ''}` : (m.status ?? '');
-        if (!tty) {
-          // Plain output: one line per state change, no progress bars.
-          if (m.progressDetail?.current !== undefined) continue;
-          ctx.out.write(text + '\n');
-          continue;
-        }
-        if (m.id) {
-          lines.set(m.id, text);
-          // Redraw the block of per-layer lines in place.
-          if (drawn > 0) ctx.out.write(`\x1b[${drawn}A`);
-          for (const l of lines.values()) ctx.out.write(`\x1b[2K${l}\n`);
-          drawn = lines.size;
-        } else {
-          ctx.out.write(text + '\n');
-          lines.clear();
-          drawn = 0;
-        }
-      }
+      if ((await printJsonMessages(ctx, res, { quiet: bool(ctx.flags, 'quiet') })) !== EXIT.ok) return EXIT.failure;
       // Like docker: the fully qualified reference that was pulled.
       ctx.out.write(`${canonicalString(withDefaultTag(parseReference(name)))}\n`);
       return EXIT.ok;

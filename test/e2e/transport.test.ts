@@ -1,0 +1,304 @@
+// docker push, save and load against the built daemon, driven by the real
+// docker CLI: a real registry (Debian's docker-registry on 127.0.0.1, one
+// with htpasswd auth), a fault proxy that cuts an upload mid-body, archives
+// made by skiff itself and an OCI layout built here.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { after, before, describe, test } from 'node:test';
+import { run, runSync, SKIFF, startDaemon, type RunResult, type TestDaemon } from '../helpers/daemon.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/faultproxy.js';
+import { makeConfig, makeLayer, MT, pseudoRandom, sha256, startRegistry, type Layer, type PushedImage, type TestRegistry } from '../helpers/registry.js';
+
+describe('push, save and load', () => {
+  let reg: TestRegistry;
+  let proxy: FaultProxy;
+  let d: TestDaemon;
+  let d2: TestDaemon;
+  let work: string;
+  let dockerConfig: string;
+  let base: Layer;
+  let app: Layer;
+  let img: PushedImage;
+
+  const dk = (daemon: TestDaemon, args: string[], opts: { input?: string | Buffer; timeout?: number } = {}): Promise<RunResult> =>
+    runWith('docker', ['-H', daemon.host, ...args], { env: { ...process.env, DOCKER_CONFIG: dockerConfig }, input: opts.input, timeout: opts.timeout ?? 90_000 });
+  const inspect = async (daemon: TestDaemon, name: string): Promise<{ Id: string; RepoTags: string[]; RootFS: { Layers: string[] } }> => {
+    const r = await dk(daemon, ['image', 'inspect', name]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout)[0];
+  };
+  const imageIds = async (daemon: TestDaemon): Promise<string> => (await dk(daemon, ['images', '-q', '--no-trunc'])).stdout.split('\n').sort().join('\n');
+
+  /** overlay2 holds exactly the committed layers and no layer is in flight. */
+  function assertOnlyCommittedLayers(daemon: TestDaemon): void {
+    const db = join(daemon.dataRoot, 'layerdb');
+    const committed = readdirSync(db)
+      .filter((n) => n.endsWith('.json'))
+      .map((n) => (JSON.parse(readFileSync(join(db, n), 'utf8')) as { cacheId: string }).cacheId)
+      .sort();
+    const dirs = readdirSync(join(daemon.dataRoot, 'overlay2')).filter((n) => n !== 'l').sort();
+    assert.deepEqual(dirs, committed, 'overlay2 directories are exactly the committed layers');
+    assert.deepEqual(readdirSync(join(db, 'tmp')), [], 'no layer left in flight');
+  }
+  async function assertCheckClean(daemon: TestDaemon): Promise<void> {
+    const check = await run(SKIFF, ['-H', daemon.host, 'check']);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(check.stdout, / 0 broken/);
+  }
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'skiff-transport-'));
+    dockerConfig = join(work, 'docker-config');
+    mkdirSync(dockerConfig);
+    reg = await startRegistry();
+    proxy = await startFaultProxy(reg.url);
+    base = await makeLayer([
+      { name: 'bin/', type: 'directory' },
+      { name: 'bin/tool', data: pseudoRandom(300_000, 'tool'), mode: 0o755 },
+      { name: 'bin/alias', type: 'link', linkname: 'bin/tool' },
+      { name: 'etc/', type: 'directory' },
+      { name: 'etc/old.conf', data: 'old' },
+    ]);
+    app = await makeLayer([
+      { name: 'etc/.wh.old.conf' },
+      { name: 'app/', type: 'directory' },
+      { name: 'app/data.bin', data: pseudoRandom(1_500_000, 'app') },
+      { name: 'app/run', type: 'symlink', linkname: '/bin/tool' },
+    ]);
+    img = await reg.pushImage('src/app', 'v1', [base, app]);
+    d = await startDaemon({ args: ['--max-download-attempts', '4'] });
+    d2 = await startDaemon();
+    const p = await dk(d, ['pull', `${reg.host}/src/app:v1`]);
+    assert.equal(p.code, 0, p.stderr);
+  });
+  after(async () => {
+    d?.cleanup();
+    d2?.cleanup();
+    await proxy?.stop();
+    await reg?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  describe('save and load', () => {
+    test('docker save writes Docker 20.10\'s layout with layer tars identical to the DiffIDs', async () => {
+      const file = join(work, 'app.tar');
+      const s = await dk(d, ['save', '-o', file, `${reg.host}/src/app:v1`]);
+      assert.equal(s.code, 0, s.stderr);
+      const list = runSync('tar', ['-tf', file]).stdout.trim().split('\n');
+      const top = img.configDigest.slice(7);
+      assert.ok(list.includes('manifest.json'), list.join('\n'));
+      assert.ok(list.includes('repositories'));
+      assert.ok(list.includes(`${top}.json`));
+      const layerTars = list.filter((n) => n.endsWith('/layer.tar'));
+      assert.equal(layerTars.length, 2);
+      for (const l of layerTars) {
+        const dir = l.slice(0, -'/layer.tar'.length);
+        assert.match(dir, /^[0-9a-f]{64}$/);
+        assert.ok(list.includes(`${dir}/`) && list.includes(`${dir}/VERSION`) && list.includes(`${dir}/json`), `${dir} has VERSION and json`);
+      }
+      const x = join(work, 'x');
+      mkdirSync(x);
+      assert.equal(runSync('tar', ['-xf', file, '-C', x]).code, 0);
+      const manifest = JSON.parse(readFileSync(join(x, 'manifest.json'), 'utf8'));
+      assert.deepEqual(manifest[0].RepoTags, [`${reg.host}/src/app:v1`]);
+      assert.equal(manifest[0].Config, `${top}.json`);
+      assert.deepEqual(readFileSync(join(x, manifest[0].Config)), img.config);
+      assert.deepEqual(manifest[0].Layers.map((p: string) => sha256(readFileSync(join(x, p)))), [base.diffId, app.diffId]);
+      const repos = JSON.parse(readFileSync(join(x, 'repositories'), 'utf8'));
+      assert.equal(repos[`${reg.host}/src/app`].v1, manifest[0].Layers[1].split('/')[0]);
+      assert.equal(readFileSync(join(x, manifest[0].Layers[0].split('/')[0], 'VERSION'), 'utf8'), '1.0');
+      rmSync(x, { recursive: true, force: true });
+
+      const piped = runSync('sh', ['-c', `docker -H ${d.host} save ${reg.host}/src/app:v1 | tar -t`]);
+      assert.deepEqual(piped.stdout.trim().split('\n'), list, 'docker save | tar -t lists the same layout');
+    });
+
+    test('save, rmi, load round trip keeps the image ID, DiffIDs and tags; skiff check stays clean', async () => {
+      const name = `${reg.host}/src/app:v1`;
+      const file = join(work, 'round.tar');
+      assert.equal((await dk(d, ['save', '-o', file, name])).code, 0);
+      const before = await inspect(d, name);
+      const rmi = await dk(d, ['rmi', name]);
+      assert.equal(rmi.code, 0, rmi.stderr);
+      assert.equal((await dk(d, ['image', 'inspect', name])).code, 1);
+      const l = await dk(d, ['load', '-i', file]);
+      assert.equal(l.code, 0, l.stderr + l.stdout);
+      assert.match(l.stdout, new RegExp(`Loaded image: ${name.replace(/[.]/g, '\\.')}`));
+      const after = await inspect(d, name);
+      assert.equal(after.Id, before.Id);
+      assert.equal(after.Id, img.imageId);
+      assert.deepEqual(after.RootFS.Layers, [base.diffId, app.diffId]);
+      assertOnlyCommittedLayers(d);
+      await assertCheckClean(d);
+
+      // Into an empty daemon from stdin, and run nothing: just compare.
+      const viaStdin = await dk(d2, ['load'], { input: readFileSync(file) });
+      assert.equal(viaStdin.code, 0, viaStdin.stderr);
+      assert.equal((await inspect(d2, name)).Id, img.imageId);
+      await assertCheckClean(d2);
+    });
+
+    test('a gzip-compressed archive loads; several images share layers in one archive', async () => {
+      const extra = await makeLayer([{ name: 'extra', data: 'x' }]);
+      // Another creation time: dockerd's legacy IDs of the shared base layer differ, its tar is written once.
+      const two = await reg.pushImage('src/two', 'v1', [base, extra], undefined, { config: { created: '2024-01-01T00:00:00Z' } });
+      assert.equal((await dk(d, ['pull', `${reg.host}/src/two:v1`])).code, 0);
+      const file = join(work, 'both.tar');
+      assert.equal((await dk(d, ['save', '-o', file, `${reg.host}/src/app:v1`, `${reg.host}/src/two:v1`])).code, 0);
+      const list = runSync('tar', ['-tf', file]).stdout.trim().split('\n');
+      const manifest = JSON.parse(runSync('tar', ['-xOf', file, 'manifest.json']).stdout);
+      assert.equal(manifest.length, 2);
+      // base is one tar; the other image's directory links to it, as dockerd does.
+      assert.equal(list.filter((n) => n.endsWith('/layer.tar')).length, 4);
+      const verbose = runSync('tar', ['-tvf', file]).stdout;
+      assert.equal((verbose.match(/layer\.tar -> \.\.\/[0-9a-f]{64}\/layer\.tar/g) ?? []).length, 1, verbose);
+
+      const gz = join(work, 'both.tar.gz');
+      writeFileSync(gz, gzipSync(readFileSync(file)));
+      const fresh = await startDaemon();
+      try {
+        const l = await dk(fresh, ['load', '-i', gz]);
+        assert.equal(l.code, 0, l.stderr);
+        assert.match(l.stdout, /Loaded image: .*src\/app:v1/);
+        assert.match(l.stdout, /Loaded image: .*src\/two:v1/);
+        assert.equal((await inspect(fresh, `${reg.host}/src/two:v1`)).Id, two.imageId);
+        assert.equal((await inspect(fresh, `${reg.host}/src/app:v1`)).Id, img.imageId);
+        assertOnlyCommittedLayers(fresh);
+        await assertCheckClean(fresh);
+      } finally {
+        fresh.cleanup();
+      }
+    });
+
+    test('an OCI image layout archive loads (index → index → manifest for this platform, gzip\'d layer blobs)', async () => {
+      const dir = join(work, 'oci');
+      mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+      const put = (data: Buffer): string => {
+        const dg = sha256(data);
+        writeFileSync(join(dir, 'blobs', 'sha256', dg.slice(7)), data);
+        return dg;
+      };
+      const layers = [base, app];
+      const config = makeConfig({ diffIds: layers.map((l) => l.diffId), labels: { from: 'oci' } });
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MT.ociManifest,
+          config: { mediaType: MT.ociConfig, digest: put(config), size: config.length },
+          layers: layers.map((l) => ({ mediaType: MT.ociLayer, digest: put(l.gz), size: l.gz.length })),
+        }),
+      );
+      const other = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociManifest, config: { mediaType: MT.ociConfig, digest: `sha256:${'1'.repeat(64)}`, size: 2 }, layers: [] }));
+      const inner = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MT.ociIndex,
+          manifests: [
+            { mediaType: MT.ociManifest, digest: put(other), size: other.length, platform: { os: 'linux', architecture: 's390x' } },
+            { mediaType: MT.ociManifest, digest: put(manifest), size: manifest.length, platform: { os: 'linux', architecture: hostArch() } },
+          ],
+        }),
+      );
+      writeFileSync(
+        join(dir, 'index.json'),
+        JSON.stringify({ schemaVersion: 2, mediaType: MT.ociIndex, manifests: [{ mediaType: MT.ociIndex, digest: put(inner), size: inner.length, annotations: { 'io.containerd.image.name': 'oci/loaded:v2', 'org.opencontainers.image.ref.name': 'v2' } }] }),
+      );
+      writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+      const file = join(work, 'oci.tar');
+      assert.equal(runSync('tar', ['-cf', file, '-C', dir, 'index.json', 'blobs', 'oci-layout']).code, 0);
+      const l = await dk(d, ['load', '-i', file]);
+      assert.equal(l.code, 0, l.stderr);
+      assert.match(l.stdout, /Loaded image: oci\/loaded:v2/);
+      const ins = await inspect(d, 'oci/loaded:v2');
+      assert.equal(ins.Id, sha256(config));
+      assert.deepEqual(ins.RootFS.Layers, [base.diffId, app.diffId]);
+      assertOnlyCommittedLayers(d);
+      await assertCheckClean(d);
+    });
+
+    test('corrupt and truncated archives are errors and leave the store unchanged', async () => {
+      const good = readFileSync(join(work, 'round.tar'));
+      const fresh = await startDaemon();
+      try {
+        const cases: Array<[string, Buffer]> = [
+          ['garbage', pseudoRandom(10_000, 'garbage')],
+          ['truncated', good.subarray(0, Math.floor(good.length * 0.7))],
+          ['truncated gzip', gzipSync(good).subarray(0, 50_000)],
+        ];
+        // A layer whose bytes no longer match the config's DiffID.
+        const flipped = Buffer.from(good);
+        const at = good.indexOf(pseudoRandom(300_000, 'tool').subarray(0, 64)) + 1000;
+        assert.ok(at > 1000, 'the base layer\'s file is in the archive');
+        flipped[at] = (flipped[at] as number) ^ 0xff;
+        cases.push(['flipped byte', flipped]);
+        for (const [what, data] of cases) {
+          const f = join(work, 'bad.tar');
+          writeFileSync(f, data);
+          const l = await dk(fresh, ['load', '-i', f]);
+          assert.equal(l.code, 1, `${what}: ${l.stdout}${l.stderr}`);
+          assert.match(l.stderr, /Error response from daemon: |invalid|unexpected EOF/, what);
+          assert.equal(await imageIds(fresh), '', `${what}: no image`);
+          assert.deepEqual(readdirSync(join(fresh.dataRoot, 'layerdb')).filter((n) => n.endsWith('.json')), [], `${what}: no layer`);
+          assertOnlyCommittedLayers(fresh);
+        }
+        const flippedMsg = (await dk(fresh, ['load', '-i', join(work, 'bad.tar')])).stderr;
+        assert.match(flippedMsg, /invalid diffID for layer 0: expected "sha256:[0-9a-f]{64}", got "sha256:[0-9a-f]{64}"/);
+      } finally {
+        fresh.cleanup();
+      }
+    });
+
+    test('a delta image is handed to the delta step, which refuses it for now', async () => {
+      const delta = await makeLayer([{ name: 'delta', data: 'not really a delta' }]);
+      const di = await reg.pushImage('src/delta', 'v1', [delta], undefined, { config: { labels: { 'io.resin.delta.base': img.imageId, 'io.resin.delta.config': '{}' } } });
+      assert.equal((await dk(d, ['pull', `${reg.host}/src/delta:v1`])).code, 0);
+      const file = join(work, 'delta.tar');
+      assert.equal((await dk(d, ['save', '-o', file, `${reg.host}/src/delta:v1`])).code, 0);
+      assert.equal((await dk(d2, ['image', 'inspect', di.imageId])).code, 1);
+      const l = await dk(d2, ['load', '-i', file]);
+      assert.equal(l.code, 1);
+      assert.match(l.stderr, /loading delta images is not supported yet/);
+      assertOnlyCommittedLayers(d2);
+    });
+
+    test('skiff save and skiff load', async () => {
+      const file = join(work, 'skiff.tar');
+      const s = await run(SKIFF, ['-H', d.host, 'save', '-o', file, `${reg.host}/src/app:v1`]);
+      assert.equal(s.code, 0, s.stderr);
+      assert.deepEqual(readFileSync(file), readFileSync(join(work, 'round.tar')), 'the same image saves to the same bytes');
+      const missing = await run(SKIFF, ['-H', d.host, 'save', '-o', join(work, 'none.tar'), 'no/such:image']);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /No such image: no\/such:image/);
+      assert.ok(!readdirSync(work).some((n) => n.startsWith('none.tar')), 'no file left behind');
+      const l = await run(SKIFF, ['-H', d2.host, 'load', '-i', file]);
+      assert.equal(l.code, 0, l.stderr);
+      assert.match(l.stdout, /Loaded image: /);
+    });
+  });
+});
+
+function hostArch(): string {
+  return process.arch === 'x64' ? 'amd64' : process.arch === 'arm' ? 'arm' : process.arch;
+}
+
+/** run() with stdin; without input stdin is /dev/null. */
+function runWith(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; input?: string | Buffer; timeout: number }): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: opts.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeout);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
