@@ -23,6 +23,8 @@ describe('push, save and load', () => {
   let base: Layer;
   let app: Layer;
   let img: PushedImage;
+  /** The OCI archive's own layers: no registry has them. */
+  let ociLayers: Layer[];
 
   const dk = (daemon: TestDaemon, args: string[], opts: { input?: string | Buffer; timeout?: number } = {}): Promise<RunResult> =>
     runWith('docker', ['-H', daemon.host, ...args], { env: { ...process.env, DOCKER_CONFIG: dockerConfig }, input: opts.input, timeout: opts.timeout ?? 90_000 });
@@ -70,6 +72,10 @@ describe('push, save and load', () => {
       { name: 'app/run', type: 'symlink', linkname: '/bin/tool' },
     ]);
     img = await reg.pushImage('src/app', 'v1', [base, app]);
+    ociLayers = [
+      await makeLayer([{ name: 'oci/', type: 'directory' }, { name: 'oci/one', data: pseudoRandom(200_000, 'oci-one') }]),
+      await makeLayer([{ name: 'oci/two', data: pseudoRandom(100_000, 'oci-two') }, { name: 'oci/.wh.one' }]),
+    ];
     d = await startDaemon({ args: ['--max-download-attempts', '4'] });
     d2 = await startDaemon();
     const p = await dk(d, ['pull', `${reg.host}/src/app:v1`]);
@@ -182,7 +188,7 @@ describe('push, save and load', () => {
         writeFileSync(join(dir, 'blobs', 'sha256', dg.slice(7)), data);
         return dg;
       };
-      const layers = [base, app];
+      const layers = ociLayers;
       const config = makeConfig({ diffIds: layers.map((l) => l.diffId), labels: { from: 'oci' } });
       const manifest = Buffer.from(
         JSON.stringify({
@@ -215,7 +221,7 @@ describe('push, save and load', () => {
       assert.match(l.stdout, /Loaded image: oci\/loaded:v2/);
       const ins = await inspect(d, 'oci/loaded:v2');
       assert.equal(ins.Id, sha256(config));
-      assert.deepEqual(ins.RootFS.Layers, [base.diffId, app.diffId]);
+      assert.deepEqual(ins.RootFS.Layers, layers.map((x) => x.diffId));
       assertOnlyCommittedLayers(d);
       await assertCheckClean(d);
     });
@@ -277,6 +283,158 @@ describe('push, save and load', () => {
       const l = await run(SKIFF, ['-H', d2.host, 'load', '-i', file]);
       assert.equal(l.code, 0, l.stderr);
       assert.match(l.stdout, /Loaded image: /);
+    });
+  });
+
+  describe('push', () => {
+    const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const short = (d: string) => d.slice(7, 19);
+    const digestLine = (out: string, tag: string): string => {
+      const m = new RegExp(`${tag}: digest: (sha256:[0-9a-f]{64}) size: (\\d+)`).exec(out);
+      assert.ok(m, out);
+      return m[1] as string;
+    };
+    async function registryManifest(host: string, repo: string, tag: string): Promise<{ layers: Array<{ digest: string; mediaType: string }>; config: { digest: string } }> {
+      const res = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { headers: { accept: MT.dockerManifest } });
+      assert.equal(res.status, 200);
+      return (await res.json()) as { layers: Array<{ digest: string; mediaType: string }>; config: { digest: string } };
+    }
+    async function pullBack(name: string, want: { id: string; diffIds: string[] }): Promise<void> {
+      const fresh = await startDaemon();
+      try {
+        const p = await dk(fresh, ['pull', name]);
+        assert.equal(p.code, 0, p.stdout + p.stderr);
+        const ins = await inspect(fresh, name);
+        assert.equal(ins.Id, want.id);
+        assert.deepEqual(ins.RootFS.Layers, want.diffIds);
+        await assertCheckClean(fresh);
+      } finally {
+        fresh.cleanup();
+      }
+    }
+
+    test('a pulled image pushed to another repository of its registry mounts its layers and keeps their digests', async () => {
+      const name = `${reg.host}/dst/app:v1`;
+      assert.equal((await dk(d, ['tag', `${reg.host}/src/app:v1`, name])).code, 0);
+      const p = await dk(d, ['push', name]);
+      assert.equal(p.code, 0, p.stdout + p.stderr);
+      assert.match(p.stdout, new RegExp(`The push refers to repository \\[${esc(reg.host)}/dst/app\\]`));
+      assert.match(p.stdout, new RegExp(`${short(base.diffId)}: Mounted from src/app`));
+      assert.match(p.stdout, new RegExp(`${short(app.diffId)}: Mounted from src/app`));
+      const digest = digestLine(p.stdout, 'v1');
+      const m = await registryManifest(reg.host, 'dst/app', 'v1');
+      assert.deepEqual(m.layers.map((l) => l.digest), [base.digest, app.digest], 'the original compressed blobs');
+      assert.equal(m.config.digest, img.configDigest);
+      assert.equal(sha256(Buffer.from(await (await fetch(`http://${reg.host}/v2/dst/app/manifests/v1`, { headers: { accept: MT.dockerManifest } })).arrayBuffer())), digest);
+      const ins = JSON.parse((await dk(d, ['image', 'inspect', name])).stdout)[0];
+      assert.ok(ins.RepoDigests.includes(`${reg.host}/dst/app@${digest}`), JSON.stringify(ins.RepoDigests));
+      await pullBack(name, { id: img.imageId, diffIds: [base.diffId, app.diffId] });
+    });
+
+    test('an image made locally uploads; a re-push finds every layer; another daemon pushes the same digests; a second repository mounts', async () => {
+      const name = `${reg.host}/made/app:v1`;
+      assert.equal((await dk(d, ['tag', 'oci/loaded:v2', name])).code, 0);
+      const ins = await inspect(d, name);
+      const p = await dk(d, ['push', name]);
+      assert.equal(p.code, 0, p.stdout + p.stderr);
+      const [o1, o2] = ociLayers.map((l) => short(l.diffId));
+      assert.match(p.stdout, new RegExp(`${o1}: Pushed`));
+      assert.match(p.stdout, new RegExp(`${o2}: Pushed`));
+      const first = digestLine(p.stdout, 'v1');
+      const m = await registryManifest(reg.host, 'made/app', 'v1');
+      assert.ok(m.layers.every((l) => l.mediaType === 'application/vnd.docker.image.rootfs.diff.tar.gzip'));
+
+      const again = await dk(d, ['push', name]);
+      assert.equal(again.code, 0, again.stdout + again.stderr);
+      assert.match(again.stdout, new RegExp(`${o1}: Layer already exists`));
+      assert.match(again.stdout, new RegExp(`${o2}: Layer already exists`));
+      assert.doesNotMatch(again.stdout, /Pushed/);
+      assert.equal(digestLine(again.stdout, 'v1'), first, 'a re-push gives the same manifest digest');
+
+      // Another data root knows nothing about these blobs: it recompresses and gets the same bytes.
+      assert.equal((await dk(d2, ['load', '-i', join(work, 'oci.tar')])).code, 0);
+      const other = `${reg.host}/made2/app:v1`;
+      assert.equal((await dk(d2, ['tag', 'oci/loaded:v2', other])).code, 0);
+      const p2 = await dk(d2, ['push', other]);
+      assert.equal(p2.code, 0, p2.stdout + p2.stderr);
+      assert.match(p2.stdout, /Pushed/);
+      assert.equal(digestLine(p2.stdout, 'v1'), first, 'deterministic compression: the same digests from another daemon');
+      assert.deepEqual((await registryManifest(reg.host, 'made2/app', 'v1')).layers, m.layers);
+
+      const third = `${reg.host}/made3/app:v1`;
+      assert.equal((await dk(d, ['tag', name, third])).code, 0);
+      const p3 = await dk(d, ['push', third]);
+      assert.equal(p3.code, 0, p3.stdout + p3.stderr);
+      assert.match(p3.stdout, new RegExp(`${o1}: Mounted from made/app`));
+      assert.match(p3.stdout, new RegExp(`${o2}: Mounted from made/app`));
+      assert.equal(digestLine(p3.stdout, 'v1'), first);
+      await pullBack(third, { id: ins.Id, diffIds: ins.RootFS.Layers });
+    });
+
+    test('an upload cut mid-body resumes from the offset the registry holds', async () => {
+      const big = await makeLayer([{ name: 'big.bin', data: pseudoRandom(3_000_000, 'resume') }]);
+      const src = await reg.pushImage('src/big', 'v1', [base, big]);
+      assert.equal((await dk(d, ['pull', `${reg.host}/src/big:v1`])).code, 0);
+      // Through the proxy the registry is another host: nothing to skip or mount, every layer is uploaded.
+      const name = `${proxy.host}/resume/big:v1`;
+      assert.equal((await dk(d, ['tag', `${reg.host}/src/big:v1`, name])).code, 0);
+      const from = proxy.log.length;
+      proxy.addFault({ method: 'PATCH', match: (req) => req.url?.includes('/resume/big/blobs/uploads/') === true, fault: { kind: 'cutRequest', after: 1_200_000 }, times: 1 });
+      const p = await dk(d, ['push', name], { timeout: 120_000 });
+      proxy.clearFaults();
+      assert.equal(p.code, 0, p.stdout + p.stderr + d.logs());
+      assert.match(p.stdout, /Retrying in 1 second/);
+      const log = proxy.log.slice(from);
+      const cut = log.findIndex((e) => e.method === 'PATCH' && e.fault === 'cutRequest');
+      assert.ok(cut >= 0, 'one PATCH was cut');
+      const after = log.slice(cut + 1);
+      assert.ok(after.some((e) => e.method === 'GET' && e.url.includes('/blobs/uploads/')), 'the upload status was asked for');
+      const resumed = after.find((e) => e.method === 'PATCH');
+      assert.ok(resumed, 'a second PATCH');
+      const cutAt = log[cut]?.requestBytes ?? 0;
+      assert.ok(cutAt >= 1_000_000, `the first PATCH sent ${cutAt} bytes`);
+      // The registry kept (most of) what arrived: the second PATCH sends only the rest of the ~3 MB blob.
+      assert.ok(resumed.requestBytes < big.gz.length - 500_000, `the resumed PATCH sent ${resumed.requestBytes} of ${big.gz.length} bytes`);
+      const digest = digestLine(p.stdout, 'v1');
+      // The same image pushed without faults gives the same manifest: the resumed blob is byte-identical.
+      const clean = `${proxy.host}/resume/clean:v1`;
+      assert.equal((await dk(d, ['tag', name, clean])).code, 0);
+      const p2 = await dk(d, ['push', clean]);
+      assert.equal(p2.code, 0, p2.stdout + p2.stderr);
+      assert.equal(digestLine(p2.stdout, 'v1'), digest);
+      await pullBack(`${reg.host}/resume/big:v1`, { id: src.imageId, diffIds: [base.diffId, big.diffId] });
+    });
+
+    test('push to an htpasswd registry: refused without credentials, works after docker login', async () => {
+      const secure = await startRegistry({ htpasswd: { username: 'pushuser', password: 'pa55word' } });
+      try {
+        const name = `${secure.host}/auth/app:v1`;
+        assert.equal((await dk(d, ['tag', `${reg.host}/src/app:v1`, name])).code, 0);
+        const anon = await dk(d, ['push', name]);
+        assert.equal(anon.code, 1, anon.stdout + anon.stderr);
+        assert.match(anon.stderr, /Error response from daemon: .*no basic auth credentials/);
+        const login = await dk(d, ['login', secure.host, '-u', 'pushuser', '--password-stdin'], { input: 'pa55word\n' });
+        assert.equal(login.code, 0, login.stdout + login.stderr);
+        const p = await dk(d, ['push', name]);
+        assert.equal(p.code, 0, p.stdout + p.stderr);
+        assert.match(p.stdout, /Pushed/);
+        digestLine(p.stdout, 'v1');
+        await pullBack(name, { id: img.imageId, diffIds: [base.diffId, app.diffId] });
+      } finally {
+        await secure.stop();
+      }
+    });
+
+    test('errors: an unknown tag is 404 before any output; skiff push works', async () => {
+      const missing = await dk(d, ['push', `${reg.host}/nothing/here:v9`]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, new RegExp(`Error response from daemon: An image does not exist locally with the tag: ${esc(reg.host)}/nothing/here`));
+      const name = `${reg.host}/cli/app:v1`;
+      assert.equal((await dk(d, ['tag', `${reg.host}/src/app:v1`, name])).code, 0);
+      const p = await run(SKIFF, ['-H', d.host, 'push', name]);
+      assert.equal(p.code, 0, p.stdout + p.stderr);
+      assert.match(p.stdout, /Mounted from src\/app/);
+      assert.match(p.stdout, /v1: digest: sha256:[0-9a-f]{64} size: \d+/);
     });
   });
 });

@@ -3,7 +3,8 @@
 // byte at body offset N, answer a status K times, truncate (close cleanly
 // after N bytes although Content-Length promised more), stall (headers and N
 // bytes, then nothing), redirect to a second listener (another origin), or
-// drop the Range header (the upstream then answers 200). With a token server
+// drop the Range header (the upstream then answers 200), or cut a request
+// body (an upload) after N bytes. With a token server
 // it also acts as a Bearer-protected registry: 401 + challenge unless the
 // request carries a token the server issued for the repository.
 //
@@ -19,7 +20,9 @@ export type Fault =
   | { kind: 'truncate'; after: number }
   | { kind: 'stall'; after: number }
   | { kind: 'redirect'; status?: 301 | 302 | 303 | 307 | 308; sameOrigin?: boolean }
-  | { kind: 'ignoreRange' };
+  | { kind: 'ignoreRange' }
+  /** Forward `after` bytes of the request body (an upload), then reset the client's connection. */
+  | { kind: 'cutRequest'; after: number };
 
 export interface FaultRule {
   /** Which requests: a RegExp on the path (query included), or a predicate. Default: every request. */
@@ -39,6 +42,8 @@ export interface ProxyLogEntry {
   headers: IncomingMessage['headers'];
   status: number;
   fault: Fault['kind'] | 'auth' | undefined;
+  /** Request body bytes received from the client so far. */
+  requestBytes: number;
 }
 
 export interface FaultProxy {
@@ -72,6 +77,7 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
   const log: ProxyLogEntry[] = [];
   const sockets = new Set<Socket>();
   let otherOrigin = '';
+  let selfOrigin = '';
 
   const pickFault = (req: IncomingMessage): Fault | undefined => {
     for (const r of rules) {
@@ -102,7 +108,8 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
 
   const handler = (listener: 'main' | 'other') => (req: IncomingMessage, res: ServerResponse) => {
     let path = req.url ?? '/';
-    const entry: ProxyLogEntry = { method: req.method ?? 'GET', url: path, listener, headers: { ...req.headers }, status: 0, fault: undefined };
+    const entry: ProxyLogEntry = { method: req.method ?? 'GET', url: path, listener, headers: { ...req.headers }, status: 0, fault: undefined, requestBytes: 0 };
+    req.on('data', (c: Buffer) => (entry.requestBytes += c.length));
     log.push(entry);
     const redirected = path.startsWith(`${REDIRECT_PREFIX}/`);
     if (redirected) path = path.slice(REDIRECT_PREFIX.length);
@@ -147,7 +154,8 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
       const outHeaders: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(ures.headers)) {
         if (v === undefined || HOP_BY_HOP.has(k)) continue;
-        outHeaders[k] = v;
+        // Like a reverse proxy: the registry's absolute Locations (uploads) point back through the proxy.
+        outHeaders[k] = k === 'location' && typeof v === 'string' && v.startsWith(upstream.origin) ? `${selfOrigin}${v.slice(upstream.origin.length)}` : v;
       }
       res.writeHead(ures.statusCode ?? 502, outHeaders);
       let sent = 0;
@@ -192,6 +200,26 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
         res.end(`proxy: ${err.message}\n`);
       } else res.destroy();
     });
+    if (fault?.kind === 'cutRequest') {
+      let sent = 0;
+      req.on('data', (chunk: Buffer) => {
+        if (sent >= fault.after) return;
+        const head = chunk.subarray(0, fault.after - sent);
+        sent += head.length;
+        up.write(head);
+        if (sent >= fault.after) {
+          // The registry sees its upload end early; the client a reset connection.
+          setTimeout(() => {
+            up.destroy();
+            req.socket.resetAndDestroy();
+          }, 30);
+        }
+      });
+      req.on('end', () => {
+        if (sent < fault.after) up.end();
+      });
+      return;
+    }
     req.pipe(up);
   };
 
@@ -208,6 +236,7 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
   const other = await listen('other');
   const port = (main.address() as AddressInfo).port;
   otherOrigin = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+  selfOrigin = `http://127.0.0.1:${port}`;
 
   return {
     url: `http://127.0.0.1:${port}`,
