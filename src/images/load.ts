@@ -46,7 +46,6 @@ export interface LoadedImage {
 }
 
 const MAX_JSON = 8 * 1024 * 1024;
-const HEX_JSON = /^[0-9a-f]{64}\.json$/;
 
 interface Member {
   pending: PendingLayer;
@@ -87,7 +86,7 @@ export async function loadImages(deps: LoadDeps, body: AsyncIterable<Buffer>, em
         if (e.header.type !== 'file') continue;
         const isBlob = /^blobs\/sha256\/[0-9a-f]{64}$/.test(name);
         const isLayer = name.endsWith('/layer.tar') || isBlob;
-        const isJson = name === 'manifest.json' || name === 'index.json' || name === 'repositories' || HEX_JSON.test(name);
+        const isJson = name === 'repositories' || (name.endsWith('.json') && !name.endsWith('/json'));
         if (!isLayer && !isJson) continue; // `<id>/json`, VERSION, oci-layout: nothing load needs
         const hash = createHash('sha256');
         let seen = 0;
