@@ -20,6 +20,7 @@ export interface DaemonConfig {
   insecureRegistries: string[];
   registryMirrors: string[];
   maxConcurrentDownloads: number;
+  maxConcurrentUploads: number;
   maxDownloadAttempts: number;
   logDriver: string;
   logOpts: Record<string, string>;
@@ -44,6 +45,7 @@ export function defaultConfig(): DaemonConfig {
     insecureRegistries: [],
     registryMirrors: [],
     maxConcurrentDownloads: 3,
+    maxConcurrentUploads: 5,
     maxDownloadAttempts: 5,
     logDriver: 'json-file',
     logOpts: {},
@@ -75,6 +77,7 @@ type ConfigKey =
   | 'insecure-registries'
   | 'registry-mirrors'
   | 'max-concurrent-downloads'
+  | 'max-concurrent-uploads'
   | 'max-download-attempts'
   | 'log-driver'
   | 'log-opts'
@@ -93,6 +96,7 @@ const KEYS: readonly ConfigKey[] = [
   'insecure-registries',
   'registry-mirrors',
   'max-concurrent-downloads',
+  'max-concurrent-uploads',
   'max-download-attempts',
   'log-driver',
   'log-opts',
@@ -184,6 +188,11 @@ export function buildConfig(flags: FlagSettings, file: Record<string, unknown> |
   if (mcd !== undefined) {
     if (mcd < 1) throw new InvalidParameter(`invalid max concurrent downloads: ${mcd}`);
     c.maxConcurrentDownloads = mcd;
+  }
+  const mcu = get('max-concurrent-uploads', isInteger, 'an integer');
+  if (mcu !== undefined) {
+    if (mcu < 1) throw new InvalidParameter(`invalid max concurrent uploads: ${mcu}`);
+    c.maxConcurrentUploads = mcu;
   }
   const mda = get('max-download-attempts', isInteger, 'an integer');
   if (mda !== undefined) {

@@ -180,7 +180,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
         userAgent: `skiff/${VERSION}`,
         ...(auth ? { auth } : {}),
       }),
-    maxConcurrentUploads: 5,
+    maxConcurrentUploads: config.maxConcurrentUploads,
     maxAttempts: config.maxDownloadAttempts,
   });
   const backend: Backend = {

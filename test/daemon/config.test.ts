@@ -25,6 +25,7 @@ test('every documented daemon.json key is accepted', () => {
       'insecure-registries': ['myreg:5000', '10.0.0.0/8'],
       'registry-mirrors': ['https://mirror.example'],
       'max-concurrent-downloads': 5,
+      'max-concurrent-uploads': 2,
       'max-download-attempts': 10,
       'log-driver': 'local',
       'log-opts': { 'max-size': '10m' },
@@ -37,6 +38,7 @@ test('every documented daemon.json key is accepted', () => {
   assert.equal(c.dataRoot, '/data/skiff');
   assert.deepEqual(c.hosts, ['unix:///run/a.sock', 'fd://']);
   assert.equal(c.logLevel, 'warn');
+  assert.equal(c.maxConcurrentUploads, 2);
   assert.deepEqual(c.registryMirrors, ['https://mirror.example/']);
   assert.equal(c.maxConcurrentDownloads, 5);
   assert.equal(c.logDriver, 'local');
@@ -63,6 +65,7 @@ test('wrong types and values are rejected with the key named', () => {
   const bad: Array<[Record<string, unknown>, RegExp]> = [
     [{ 'max-concurrent-downloads': '3' }, /max-concurrent-downloads.*expected an integer/],
     [{ 'max-concurrent-downloads': 0 }, /invalid max concurrent downloads: 0/],
+    [{ 'max-concurrent-uploads': 0 }, /invalid max concurrent uploads: 0/],
     [{ 'max-download-attempts': -1 }, /invalid max download attempts/],
     [{ 'live-restore': 'yes' }, /live-restore.*true or false/],
     [{ 'log-level': 'loud' }, /unable to parse logging level: loud/],

@@ -485,7 +485,7 @@ describe('push, save and load', () => {
       await pullBack(third, { id: ins.Id, diffIds: ins.RootFS.Layers });
     });
 
-    test('an upload cut mid-body is retried: the registry's offset, or a fresh upload, and the same blob', async () => {
+    test('an upload cut mid-body is retried: from the registry\'s offset or a fresh upload, the same blob', async () => {
       const big = await makeLayer([{ name: 'big.bin', data: pseudoRandom(3_000_000, 'resume') }]);
       // One layer: its PATCH is the only one the fault can hit.
       const src = await reg.pushImage('src/big', 'v1', [big]);

@@ -18,6 +18,7 @@ function flagSettings(f: ParsedFlags): FlagSettings {
   if (given('insecure-registry')) s['insecure-registries'] = list(f, 'insecure-registry');
   if (given('registry-mirror')) s['registry-mirrors'] = list(f, 'registry-mirror');
   if (given('max-concurrent-downloads')) s['max-concurrent-downloads'] = int(f, 'max-concurrent-downloads');
+  if (given('max-concurrent-uploads')) s['max-concurrent-uploads'] = int(f, 'max-concurrent-uploads');
   if (given('max-download-attempts')) s['max-download-attempts'] = int(f, 'max-download-attempts');
   if (given('log-driver')) s['log-driver'] = str(f, 'log-driver');
   if (given('log-opt')) s['log-opts'] = parseKeyValues(list(f, 'log-opt'), 'log-opt');
@@ -43,6 +44,7 @@ export const daemonCommand: Command = {
     { name: 'insecure-registry', type: 'list', value: 'host[:port]', description: 'Registry reachable over plain HTTP (repeatable)' },
     { name: 'registry-mirror', type: 'list', value: 'url', description: 'Preferred mirror for docker.io (repeatable)' },
     { name: 'max-concurrent-downloads', type: 'int', value: 'n', description: 'Layers downloaded at once', default: 3 },
+    { name: 'max-concurrent-uploads', type: 'int', value: 'n', description: 'Layers uploaded at once', default: 5 },
     { name: 'max-download-attempts', type: 'int', value: 'n', description: 'Attempts per layer before a pull fails', default: 5 },
     { name: 'log-driver', type: 'string', value: 'name', description: 'Default container log driver', default: 'json-file' },
     { name: 'log-opt', type: 'list', value: 'key=value', description: 'Default log driver options (repeatable)' },
