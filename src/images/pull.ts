@@ -6,8 +6,8 @@
 // so the API can still answer with a real status code.
 import { createHash } from 'node:crypto';
 import { statfs } from 'node:fs/promises';
-import { pipeline, Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
+import { gunzipped } from '../archive/compression.js';
 import { errnoCode, InvalidParameter, NotFound, SkiffError, SystemError } from '../errors.js';
 import { layerCompression, parseManifest, type Descriptor } from '../pull/manifest.js';
 import { formatPlatform, selectPlatform, type Platform } from '../pull/platform.js';
@@ -244,12 +244,4 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
   if (!plan.ref.digest) refs.push([canonicalString(plan.ref), image.id]);
   await ctx.refs.set(refs);
   return image;
-}
-
-function gunzipped(src: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
-  // Bigger output chunks: fewer trips through the tar reader's async steps.
-  const gunzip = createGunzip({ chunkSize: 64 * 1024 });
-  // Errors on either side destroy the other; the consumer sees them while iterating.
-  pipeline(Readable.from(src, { objectMode: false }), gunzip, () => undefined);
-  return gunzip;
 }
