@@ -238,7 +238,12 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
   if (todo.length > 0) emitTotal(true);
 
   const image = await ctx.images.put(plan.config);
-  await ctx.recordBlobs?.(plan.layers.map((l, i) => ({ diffId: plan.diffIds[i] as string, digest: l.digest, size: l.size, registry: plan.ref.domain, repo: plan.ref.path })));
+  // Only gzip'd blobs: a push declares every layer as tar+gzip.
+  await ctx.recordBlobs?.(
+    plan.layers.flatMap((l, i) =>
+      layerCompression(l.mediaType) === 'gzip' ? [{ diffId: plan.diffIds[i] as string, digest: l.digest, size: l.size, registry: plan.ref.domain, repo: plan.ref.path }] : [],
+    ),
+  );
   const name = canonicalName(plan.ref);
   const refs: Array<[string, string]> = [[`${name}@${plan.manifestDigest}`, image.id]];
   if (!plan.ref.digest) refs.push([canonicalString(plan.ref), image.id]);
