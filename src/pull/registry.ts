@@ -86,6 +86,8 @@ export interface RegistryCall {
   /** A buffer, or a function giving a fresh stream (called once per attempt). */
   body?: Buffer | (() => AsyncIterable<Buffer>);
   scope: string;
+  /** Aborts the request (a client that went away). */
+  signal?: AbortSignal;
 }
 
 export interface RegistryAnswer {
@@ -439,6 +441,7 @@ export class RegistryClient {
           dispatcher: this.dispatcherFor(new URL(url)),
           maxRedirections: 0,
           bodyTimeout: this.readTimeoutMs,
+          ...(opts.signal ? { signal: opts.signal } : {}),
         });
       } catch (err) {
         throw new Unavailable(`${verb} "${url}": ${describe(err)}`, { cause: err });

@@ -115,7 +115,7 @@ export class BlobUploader {
         }
       };
       try {
-        const a = await this.call('PATCH', location, { headers: { 'content-type': 'application/octet-stream' }, body });
+        const a = await this.call('PATCH', location, { headers: { 'content-type': 'application/octet-stream' }, body, ...(opts.signal ? { signal: opts.signal } : {}) });
         await a.body.dump().catch(() => undefined);
         if (a.status !== 202) throw await this.client.callError(a, `Patch "${a.url}"`);
         const loc = a.header('location');

@@ -8,7 +8,9 @@ import { request as httpRequest, type ClientRequest } from 'node:http';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
+import Docker from 'dockerode';
 import { after, before, describe, test } from 'node:test';
 import { run, runSync, SKIFF, startDaemon, type RunResult, type TestDaemon } from '../helpers/daemon.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/faultproxy.js';
@@ -397,6 +399,37 @@ describe('push, save and load', () => {
       assert.match(l.stdout, /^Loaded image: d25:v1$/m);
       assert.equal((await inspect(d2, 'd25:v1')).Id, sha256(config));
       assertOnlyCommittedLayers(d2);
+    });
+  });
+
+  describe('dockerode', () => {
+    test('getImage().get(), loadImage() and image.push() with authconfig', async () => {
+      const docker = new Docker({ socketPath: d.socket });
+      const name = `${reg.host}/src/app:v1`;
+      const tar = await docker.getImage(name).get();
+      const chunks: Buffer[] = [];
+      for await (const c of tar) chunks.push(c as Buffer);
+      const archive = Buffer.concat(chunks);
+      assert.deepEqual(archive, readFileSync(join(work, 'round.tar')));
+      const fresh = await startDaemon();
+      try {
+        const other = new Docker({ socketPath: fresh.socket });
+        const res = await other.loadImage(Readable.from([archive]));
+        const out: Array<{ stream?: string; status?: string; error?: string }> = await new Promise((resolve, reject) => other.modem.followProgress(res, (err: Error | null, o: Array<{ stream?: string }>) => (err ? reject(err) : resolve(o))));
+        assert.ok(out.some((m) => m.status === 'Loading layer'), JSON.stringify(out));
+        assert.ok(out.some((m) => m.stream === `Loaded image: ${name}\n`), JSON.stringify(out));
+        await other.getImage(name).tag({ repo: `${reg.host}/dockerode/app`, tag: 'v1' });
+        const push = await other.getImage(`${reg.host}/dockerode/app:v1`).push({ authconfig: { username: 'x', password: 'y', serveraddress: reg.host } });
+        const pushed: Array<{ status?: string; aux?: { Tag: string; Digest: string; Size: number }; error?: string }> = await new Promise((resolve, reject) => other.modem.followProgress(push, (err: Error | null, o: Array<{ status?: string }>) => (err ? reject(err) : resolve(o))));
+        assert.ok(!pushed.some((m) => m.error), JSON.stringify(pushed));
+        const aux = pushed.find((m) => m.aux)?.aux;
+        assert.equal(aux?.Tag, 'v1');
+        assert.match(aux?.Digest ?? '', /^sha256:[0-9a-f]{64}$/);
+        assert.ok((aux?.Size ?? 0) > 0);
+        assert.ok(pushed.some((m) => m.status === `v1: digest: ${aux?.Digest} size: ${aux?.Size}`));
+      } finally {
+        fresh.cleanup();
+      }
     });
   });
 
