@@ -18,13 +18,13 @@ import { parseManifest, type Descriptor } from '../pull/manifest.js';
 import { hostPlatform, selectPlatform } from '../pull/platform.js';
 import { canonicalString, familiarString, parseReference, withDefaultTag } from '../pull/reference.js';
 import { applyLayer, extractPending, type PendingLayer } from '../store/apply.js';
-import { chainIdsOf, diffIdsOf, imageIdOf, type ImageStore, type StoredImage } from '../store/images.js';
+import { chainIdsOf, diffIdsOf, type ImageStore, type StoredImage } from '../store/images.js';
 import type { LayerStore } from '../store/layers.js';
 import type { RefStore } from '../store/refs.js';
 
 export type LoadEvent =
   | { kind: 'progress'; id: string; current: number; total: number }
-  | { kind: 'loaded'; text: string };
+  | { kind: 'loaded'; text: string; imageId?: string };
 
 export interface LoadDeps {
   layers: LayerStore;
@@ -141,17 +141,11 @@ export async function loadImages(deps: LoadDeps, body: AsyncIterable<Buffer>, em
         await applyDeltaImage(deps, img);
         continue;
       }
-      await commitImage(deps, img, members);
-      emitLoaded(img, emit);
+      await commitImage(deps, img, members, emit);
     }
   } finally {
     for (const m of members.values()) if (!m.committed) await m.pending.abort().catch(() => undefined);
   }
-}
-
-function emitLoaded(img: LoadedImage, emit: (e: LoadEvent) => void): void {
-  if (img.tags.length === 0) emit({ kind: 'loaded', text: `Loaded image ID: ${imageIdOf(img.config)}\n` });
-  for (const t of img.tags) emit({ kind: 'loaded', text: `Loaded image: ${familiarString(parseReference(t))}\n` });
 }
 
 function isDeltaImage(config: Buffer): boolean {
@@ -167,7 +161,7 @@ async function applyDeltaImage(_deps: LoadDeps, _img: LoadedImage): Promise<Stor
   throw new NotImplemented('loading delta images is not supported yet');
 }
 
-async function commitImage(deps: LoadDeps, img: LoadedImage, members: Map<string, Member>): Promise<StoredImage> {
+async function commitImage(deps: LoadDeps, img: LoadedImage, members: Map<string, Member>, emit: (e: LoadEvent) => void): Promise<StoredImage> {
   const chainIds = chainIdsOf(img.diffIds);
   const byPending = new Map<PendingLayer, Member>([...members.values()].map((m) => [m.pending, m]));
   for (let i = 0; i < chainIds.length; i++) {
@@ -184,8 +178,16 @@ async function commitImage(deps: LoadDeps, img: LoadedImage, members: Map<string
     }
   }
   const image = await deps.images.put(img.config);
+  for (const t of img.tags) {
+    const prev = deps.refs.get(t);
+    if (prev && prev !== image.id) {
+      emit({ kind: 'loaded', text: `The image ${familiarString(parseReference(t))} already exists, renaming the old one with ID ${prev} to empty string\n` });
+    }
+  }
   if (img.tags.length > 0) await deps.refs.set(img.tags.map((t) => [t, image.id]));
   image.meta.lastTagTime = Date.now();
+  if (img.tags.length === 0) emit({ kind: 'loaded', text: `Loaded image ID: ${image.id}\n`, imageId: image.id });
+  for (const t of img.tags) emit({ kind: 'loaded', text: `Loaded image: ${familiarString(parseReference(t))}\n`, imageId: image.id });
   return image;
 }
 

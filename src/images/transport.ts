@@ -39,10 +39,12 @@ export class TransportService {
   }
 
   async load(body: AsyncIterable<Buffer>, emit: (e: LoadEvent) => void): Promise<void> {
+    const announced = new Set<string>();
     await loadImages({ layers: this.o.layers, images: this.o.images, refs: this.o.refs }, body, (e) => {
-      if (e.kind === 'loaded') {
-        const m = /^Loaded image(?: ID)?: (.*)\n$/.exec(e.text);
-        if (m) this.o.events?.publish('image', 'load', m[1] as string, { name: m[1] as string });
+      // dockerd names the image by its ID in load events, one per image.
+      if (e.kind === 'loaded' && e.imageId && !announced.has(e.imageId)) {
+        announced.add(e.imageId);
+        this.o.events?.publish('image', 'load', e.imageId, { name: e.imageId });
       }
       emit(e);
     });

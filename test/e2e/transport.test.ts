@@ -322,6 +322,23 @@ describe('push, save and load', () => {
         const quiet = await postLoad(fresh, '?quiet=1', archive).response;
         assert.equal(quiet.status, 200);
         assert.equal(quiet.text, `{"stream":"Loaded image: ${reg.host}/src/app:v1\\n"}\r\n`);
+        // The tag moves to another image: dockerd says so first.
+        const dir = join(work, 'retag');
+        mkdirSync(join(dir, 'l1'), { recursive: true });
+        mkdirSync(join(dir, 'l2'));
+        writeFileSync(join(dir, 'l1', 'layer.tar'), base.tar);
+        writeFileSync(join(dir, 'l2', 'layer.tar'), app.tar);
+        const config = makeConfig({ diffIds: [base.diffId, app.diffId], labels: { retagged: 'yes' } });
+        writeFileSync(join(dir, 'c.json'), config);
+        writeFileSync(join(dir, 'manifest.json'), JSON.stringify([{ Config: 'c.json', RepoTags: [`${reg.host}/src/app:v1`], Layers: ['l1/layer.tar', 'l2/layer.tar'] }]));
+        assert.equal(runSync('tar', ['-cf', join(work, 'retag.tar'), '-C', dir, '.']).code, 0);
+        const retag = await postLoad(fresh, '?quiet=1', readFileSync(join(work, 'retag.tar'))).response;
+        assert.equal(
+          retag.text,
+          `{"stream":"The image ${reg.host}/src/app:v1 already exists, renaming the old one with ID ${img.imageId} to empty string\\n"}\r\n` +
+            `{"stream":"Loaded image: ${reg.host}/src/app:v1\\n"}\r\n`,
+        );
+        assert.equal((await inspect(fresh, `${reg.host}/src/app:v1`)).Id, sha256(config));
         const bad = await postLoad(fresh, '?quiet=1', Buffer.from('this is no tar archive at all'.repeat(40))).response;
         assert.equal(bad.status, 400, bad.text);
         assert.equal(bad.type, 'application/json');
