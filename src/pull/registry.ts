@@ -426,7 +426,8 @@ export class RegistryClient {
       let authz: Authorization | undefined;
       if (ep.challenges.length > 0) {
         try {
-          authz = await this.auth.authorize(ep.challenges, opts.scope);
+          // The scope is the operation's (push,pull; a mount's source), whatever a challenge named: as dockerd.
+          authz = await this.auth.authorize(ep.challenges.map((c) => ({ ...c, params: { ...c.params, scope: '' } })), opts.scope);
         } catch (err) {
           throw rewrap(err, `${verb} "${url}": `);
         }

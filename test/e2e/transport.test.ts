@@ -14,6 +14,7 @@ import Docker from 'dockerode';
 import { after, before, describe, test } from 'node:test';
 import { run, runSync, SKIFF, startDaemon, type RunResult, type TestDaemon } from '../helpers/daemon.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/faultproxy.js';
+import { startTokenServer } from '../helpers/tokenserver.js';
 import { makeConfig, makeLayer, MT, pseudoRandom, sha256, startRegistry, type Layer, type PushedImage, type TestRegistry } from '../helpers/registry.js';
 
 describe('push, save and load', () => {
@@ -589,6 +590,31 @@ describe('push, save and load', () => {
         await pullBack(name, { id: img.imageId, diffIds: [base.diffId, app.diffId] });
       } finally {
         await secure.stop();
+      }
+    });
+
+    test('push through a Bearer token server asks for pull,push and, to mount, the source repository', async () => {
+      const ts = await startTokenServer({ service: 'push-registry' });
+      const tproxy = await startFaultProxy(reg.url, { tokenServer: ts });
+      try {
+        const first = `${tproxy.host}/bearer/app:v1`;
+        assert.equal((await dk(d, ['tag', 'oci/loaded:v2', first])).code, 0);
+        const p = await dk(d, ['push', first]);
+        assert.equal(p.code, 0, p.stdout + p.stderr);
+        assert.match(p.stdout, /Pushed/);
+        assert.ok(ts.requests.some((q) => q.scopes.includes('repository:bearer/app:pull,push')), JSON.stringify(ts.requests.map((q) => q.scopes)));
+        const second = `${tproxy.host}/bearer/copy:v1`;
+        assert.equal((await dk(d, ['tag', first, second])).code, 0);
+        const p2 = await dk(d, ['push', second]);
+        assert.equal(p2.code, 0, p2.stdout + p2.stderr);
+        assert.match(p2.stdout, /Mounted from bearer\/app/);
+        assert.ok(
+          ts.requests.some((q) => q.scopes.includes('repository:bearer/copy:pull,push') && q.scopes.includes('repository:bearer/app:pull')),
+          JSON.stringify(ts.requests.map((q) => q.scopes)),
+        );
+      } finally {
+        await tproxy.stop();
+        await ts.stop();
       }
     });
 
