@@ -106,7 +106,7 @@ interface LayerPlan {
  * archive as a stream. A layer whose rebuilt tar does not match its DiffID
  * destroys the stream with an error: the client sees a truncated archive.
  */
-export async function saveImages(deps: SaveDeps, names: string[]): Promise<Readable> {
+export async function saveImages(deps: SaveDeps, names: string[]): Promise<{ tar: Readable; imageIds: string[] }> {
   const saved = resolveNames(deps, names);
   const dirs = new Map<string, LayerPlan>();
   const byDiffId = new Map<string, string>();
@@ -179,5 +179,5 @@ export async function saveImages(deps: SaveDeps, names: string[]): Promise<Reada
     }
     yield tarTrailer();
   }
-  return Readable.from(gen(), { objectMode: false });
+  return { tar: Readable.from(gen(), { objectMode: false }), imageIds: saved.map((s) => s.image.id) };
 }

@@ -33,9 +33,9 @@ export class TransportService {
 
   /** docker save: names are resolved (404) before the returned stream starts. */
   async save(names: string[]): Promise<Readable> {
-    const out = await saveImages({ layers: this.o.layers, refs: this.o.refs, lookup: (n) => this.o.lookup(n) }, names);
-    for (const n of names) this.o.events?.publish('image', 'save', this.o.lookup(n).id, { name: n });
-    return out;
+    const { tar, imageIds } = await saveImages({ layers: this.o.layers, refs: this.o.refs, lookup: (n) => this.o.lookup(n) }, names);
+    for (const id of imageIds) this.o.events?.publish('image', 'save', id, { name: id });
+    return tar;
   }
 
   async load(body: AsyncIterable<Buffer>, emit: (e: LoadEvent) => void): Promise<void> {

@@ -618,6 +618,24 @@ describe('push, save and load', () => {
       }
     });
 
+    test('docker push -a pushes every tag of the repository; docker save REPO saves every tag', async () => {
+      const repo = `${reg.host}/alltags/app`;
+      assert.equal((await dk(d, ['tag', `${reg.host}/src/app:v1`, `${repo}:one`])).code, 0);
+      assert.equal((await dk(d, ['tag', 'oci/loaded:v2', `${repo}:two`])).code, 0);
+      const p = await dk(d, ['push', '-a', repo]);
+      assert.equal(p.code, 0, p.stdout + p.stderr);
+      assert.equal((p.stdout.match(/The push refers to repository/g) ?? []).length, 1);
+      digestLine(p.stdout, 'one');
+      digestLine(p.stdout, 'two');
+      const tags = (await (await fetch(`http://${reg.host}/v2/alltags/app/tags/list`)).json()) as { tags: string[] };
+      assert.deepEqual(tags.tags.sort(), ['one', 'two']);
+      const file = join(work, 'alltags.tar');
+      const s = await dk(d, ['save', '-o', file, repo]);
+      assert.equal(s.code, 0, s.stderr);
+      const manifest = JSON.parse(runSync('tar', ['-xOf', file, 'manifest.json']).stdout) as Array<{ RepoTags: string[] }>;
+      assert.deepEqual(manifest.flatMap((m) => m.RepoTags).sort(), [`${repo}:one`, `${repo}:two`]);
+    });
+
     test('errors: an unknown tag is 404 before any output; skiff push works', async () => {
       const missing = await dk(d, ['push', `${reg.host}/nothing/here:v9`]);
       assert.equal(missing.code, 1);
