@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import type { EventBus } from '../events/bus.js';
 import { decodeRegistryAuth, type AuthConfig } from '../pull/auth.js';
-import type { Reference } from '../pull/reference.js';
+import { familiarName, parseReference, type Reference } from '../pull/reference.js';
 import type { RegistryClient } from '../pull/registry.js';
 import type { DistributionStore } from '../store/distribution.js';
 import type { ImageStore, StoredImage } from '../store/images.js';
@@ -50,9 +50,10 @@ export class TransportService {
     });
   }
 
-  preparePush(name: string, tag: string | undefined, authHeader: string | undefined): Promise<PreparedPush> {
+  async preparePush(name: string, tag: string | undefined, authHeader: string | undefined): Promise<PreparedPush> {
     const auth = decodeRegistryAuth(authHeader);
-    return preparePush(
+    const repo = familiarName(parseReference(name));
+    const prepared = await preparePush(
       {
         layers: this.o.layers,
         images: this.o.images,
@@ -66,5 +67,13 @@ export class TransportService {
       name,
       tag,
     );
+    return {
+      run: (emit, signal) =>
+        prepared.run((e) => {
+          // dockerd's push event: the pushed reference, and the repository as its name.
+          if (e.kind === 'pushed') this.o.events?.publish('image', 'push', `${repo}:${e.tag}`, { name: repo });
+          emit(e);
+        }, signal),
+    };
   }
 }
