@@ -275,6 +275,33 @@ describe('push, save and load', () => {
       assertOnlyCommittedLayers(d2);
     });
 
+    test('a layer that no longer matches its DiffID on disk fails the save instead of writing a wrong archive', async () => {
+      const fresh = await startDaemon();
+      try {
+        assert.equal((await dk(fresh, ['load', '-i', join(work, 'round.tar')])).code, 0);
+        const db = join(fresh.dataRoot, 'layerdb');
+        const rec = readdirSync(db)
+          .filter((n) => n.endsWith('.json'))
+          .map((n) => JSON.parse(readFileSync(join(db, n), 'utf8')) as { cacheId: string; diffId: string })
+          .find((r) => r.diffId === app.diffId);
+        assert.ok(rec);
+        const f = join(fresh.dataRoot, 'overlay2', rec.cacheId, 'diff', 'app', 'data.bin');
+        const data = readFileSync(f);
+        data[1000] = (data[1000] as number) ^ 1;
+        writeFileSync(f, data);
+        const out = join(work, 'broken.tar');
+        const s = await dk(fresh, ['save', '-o', out, `${reg.host}/src/app:v1`]);
+        // The daemon cuts the stream: the docker CLI fails (the partial file it leaves is its own doing).
+        assert.notEqual(s.code, 0, s.stdout);
+        rmSync(out, { force: true });
+        const k = await run(SKIFF, ['-H', fresh.host, 'save', '-o', out, `${reg.host}/src/app:v1`]);
+        assert.equal(k.code, 1);
+        assert.ok(!readdirSync(work).some((n) => n.startsWith('broken.tar')), 'skiff save -o leaves no file');
+      } finally {
+        fresh.cleanup();
+      }
+    });
+
     test('skiff save and skiff load', async () => {
       const file = join(work, 'skiff.tar');
       const s = await run(SKIFF, ['-H', d.host, 'save', '-o', file, `${reg.host}/src/app:v1`]);
