@@ -252,19 +252,15 @@ function ociImages(json: Map<string, Buffer>, members: Map<string, Member>, reso
     return b;
   };
   const out: LoadedImage[] = [];
+  const host = hostPlatform();
   const visit = (desc: Descriptor, body: Buffer, name: string | undefined, depth: number): void => {
     const m = parseManifest(body, desc.mediaType);
     if (m.kind === 'index') {
       if (depth > 4) throw new InvalidParameter('invalid archive: indexes nested too deeply');
-      const top = depth === 0;
-      const chosen = top ? m.manifests : [selectPlatform(m.manifests, hostPlatform())].filter((x): x is Descriptor => !!x);
-      if (!top && chosen.length === 0) throw new InvalidParameter('invalid archive: no manifest for this platform');
-      for (const c of chosen) {
-        let child: Buffer;
-        if (!top || !c.platform || selectPlatform([c], hostPlatform())) child = blobJson(c.digest);
-        else continue;
-        visit(c, child, name ?? imageName(c), depth + 1);
-      }
+      // index.json lists images (each entry that fits this platform); a nested index is one image's platforms.
+      const chosen = depth === 0 ? m.manifests.filter((c) => !c.platform || selectPlatform([c], host)) : [selectPlatform(m.manifests, host)].filter((x): x is Descriptor => !!x);
+      if (depth > 0 && chosen.length === 0) throw new InvalidParameter('invalid archive: no manifest for this platform');
+      for (const c of chosen) visit(c, blobJson(c.digest), name ?? imageName(c), depth + 1);
       return;
     }
     const { config, diffIds } = configOf(json, resolve(blobPath(m.config.digest)));
@@ -277,16 +273,16 @@ function ociImages(json: Map<string, Buffer>, members: Map<string, Member>, reso
   return out;
 }
 
-/** The reference an OCI index entry names: containerd's full name, or a full reference in ref.name. */
+/** The reference an OCI index entry names: containerd's full name, or ref.name when it is a whole reference (not just a tag). */
 function imageName(d: Descriptor): string | undefined {
-  for (const key of ['io.containerd.image.name', 'org.opencontainers.image.ref.name']) {
-    const v = d.annotations?.[key];
-    if (!v) continue;
+  const candidates = [d.annotations?.['io.containerd.image.name'], d.annotations?.['org.opencontainers.image.ref.name']];
+  for (const [i, v] of candidates.entries()) {
+    if (!v || (i === 1 && !v.includes('/') && !v.includes(':'))) continue;
     try {
       const ref = parseReference(v);
-      if (!ref.digest && (ref.tag || key === 'io.containerd.image.name') && (v.includes('/') || v.includes(':'))) return canonicalString(withDefaultTag(ref));
+      if (!ref.digest) return canonicalString(withDefaultTag(ref));
     } catch {
-      // a bare tag ("latest") names no repository
+      // not a reference: the image stays untagged
     }
   }
   return undefined;
