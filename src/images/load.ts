@@ -154,8 +154,11 @@ function isDeltaImage(config: Buffer): boolean {
 }
 
 /**
- * The one place a loaded delta image goes: its layers (each a tar holding
- * one file, `delta`) are extracted but not committed in `img.layers`.
+ * The one place a loaded delta image goes. `img.config` carries the labels
+ * (io.resin.delta.base, io.resin.delta.config); its layers are extracted but
+ * not committed in `img.layers` (a changed layer's tar holds one file,
+ * `<diffDir>/delta`; a common one is empty). Whatever is not committed here
+ * is discarded when the load ends.
  */
 async function applyDeltaImage(_deps: LoadDeps, _img: LoadedImage): Promise<StoredImage> {
   throw new NotImplemented('loading delta images is not supported yet');

@@ -23,6 +23,8 @@ export interface ApplyOptions {
  */
 export interface PendingLayer {
   diffId: string;
+  /** Where its files were extracted (a delta image's `delta` file is read from here). */
+  diffDir: string;
   commit(parent: string | null): Promise<LayerRecord>;
   abort(): Promise<void>;
 }
@@ -43,6 +45,7 @@ export async function extractPending(store: LayerStore, tar: AsyncIterable<Buffe
     const diffId = 'sha256:' + hash.digest('hex');
     return {
       diffId,
+      diffDir: tx.diffDir,
       commit: (parent) => tx.commit(diffId, parent, stats.contentBytes, stats.superseded),
       abort: () => tx.abort(),
     };
