@@ -1,5 +1,5 @@
 // docker save, load and push: archives and registry uploads.
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidParameter, messageOf } from '../../errors.js';
 import { Throttle } from '../../images/progress.js';
 import type { PushEvent } from '../../images/push.js';
@@ -47,6 +47,15 @@ export function pushMessage(e: PushEvent): JsonMessage {
   }
 }
 
+/** The request body; a client that breaks it off made a bad request (400), not the daemon. */
+async function* requestBody(req: IncomingMessage): AsyncGenerator<Buffer> {
+  try {
+    for await (const c of req) yield c as Buffer;
+  } catch (err) {
+    throw new InvalidParameter(`reading the archive from the request: ${messageOf(err)}`);
+  }
+}
+
 export function transportRoutes(router: Router, transport: TransportBackend): void {
   const save = async (res: ServerResponse, names: string[]) => {
     if (names.length === 0) throw new InvalidParameter('no image names given');
@@ -64,7 +73,7 @@ export function transportRoutes(router: Router, transport: TransportBackend): vo
     const out = new LazyJsonStream(ctx.res);
     const throttle = new Throttle();
     try {
-      await transport.load(ctx.req, (e) => {
+      await transport.load(requestBody(ctx.req), (e) => {
         if (e.kind === 'loaded') out.write({ stream: e.text });
         else if (!quiet && throttle.due(e.id, e.current === e.total)) out.write(progressMessage(e.id, 'Loading layer', e.current, e.total));
       });
