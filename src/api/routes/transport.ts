@@ -5,7 +5,7 @@ import { Throttle } from '../../images/progress.js';
 import type { PushEvent } from '../../images/push.js';
 import type { TransportBackend } from '../backend.js';
 import { boolValue } from '../context.js';
-import { JsonMessageWriter, progressMessage, type JsonMessage } from '../jsonstream.js';
+import { errorMessage, JsonMessageWriter, progressMessage, type JsonMessage } from '../jsonstream.js';
 import type { Router } from '../router.js';
 
 /** JSON lines whose 200 goes out with the first line: errors before it are real status codes (moby's Flushed()). */
@@ -14,9 +14,6 @@ class LazyJsonStream {
   private queue = Promise.resolve();
   constructor(private readonly res: ServerResponse) {
     this.out = new JsonMessageWriter(res);
-  }
-  get started(): boolean {
-    return this.res.headersSent;
   }
   write(m: JsonMessage): void {
     if (!this.res.headersSent) {
@@ -69,7 +66,9 @@ export function transportRoutes(router: Router, transport: TransportBackend): vo
   router.get('/images/(?<name>.+)/get', (ctx) => save(ctx.res, [ctx.params.name as string]));
 
   router.post('/images/load', async (ctx) => {
-    const quiet = boolValue(ctx.query, 'quiet');
+    // dockerd: quiet unless asked otherwise, and every error (a corrupt archive too) goes in the
+    // 200 stream, where the docker CLI prints it and exits 1.
+    const quiet = ctx.query.has('quiet') ? boolValue(ctx.query, 'quiet') : true;
     const out = new LazyJsonStream(ctx.res);
     const throttle = new Throttle();
     try {
@@ -80,8 +79,7 @@ export function transportRoutes(router: Router, transport: TransportBackend): vo
     } catch (err) {
       // The rest of the body is not wanted; let the client finish sending it.
       ctx.req.resume();
-      await out.end(err);
-      return;
+      out.write(errorMessage(messageOf(err)));
     }
     await out.end();
   });
