@@ -6,7 +6,7 @@
 // Then the config blob and a Docker schema 2 manifest.
 import { gzipDeterministic } from '../archive/compression.js';
 import { NotFound, SkiffError, SystemError } from '../errors.js';
-import { canonicalName, familiarName, parseReference, withDefaultTag, type Reference } from '../pull/reference.js';
+import { canonicalName, familiarName, parseReference, type Reference } from '../pull/reference.js';
 import type { RegistryClient } from '../pull/registry.js';
 import { BlobUploader } from '../push/upload.js';
 import type { DistributionStore } from '../store/distribution.js';
@@ -46,16 +46,19 @@ export async function preparePush(deps: PushDeps, name: string, tag: string | un
   const wanted = tag || given.tag;
   const repoName = canonicalName(repo);
   const targets: Array<{ tag: string; image: StoredImage }> = [];
+  let repoKnown = false;
   for (const [r, id] of deps.refs.all()) {
     if (r.includes('@')) continue;
     const ref = parseReference(r);
-    if (canonicalName(ref) !== repoName || (wanted && ref.tag !== wanted)) continue;
+    if (canonicalName(ref) !== repoName) continue;
+    repoKnown = true;
+    if (wanted && ref.tag !== wanted) continue;
     const image = deps.images.get(id);
     if (image) targets.push({ tag: ref.tag ?? 'latest', image });
   }
-  if (targets.length === 0) {
-    throw new NotFound(`An image does not exist locally with the tag: ${familiarName(wanted ? withDefaultTag({ ...repo, tag: wanted }) : repo)}${wanted ? `:${wanted}` : ''}`);
-  }
+  // dockerd's messages (it sends them after its first progress line; skiff answers 404 before any).
+  if (!repoKnown) throw new NotFound(`An image does not exist locally with the tag: ${familiarName(repo)}`);
+  if (targets.length === 0) throw new NotFound(`tag does not exist: ${familiarName(repo)}:${wanted}`);
   targets.sort((a, b) => a.tag.localeCompare(b.tag));
   const client = deps.client(repo);
   const uploader = new BlobUploader(client, repo.path);

@@ -672,7 +672,10 @@ describe('push, save and load', () => {
     test('errors: an unknown tag is 404 before any output; skiff push works', async () => {
       const missing = await dk(d, ['push', `${reg.host}/nothing/here:v9`]);
       assert.equal(missing.code, 1);
-      assert.match(missing.stderr, new RegExp(`Error response from daemon: An image does not exist locally with the tag: ${esc(reg.host)}/nothing/here`));
+      assert.match(missing.stderr, new RegExp(`Error response from daemon: An image does not exist locally with the tag: ${esc(reg.host)}/nothing/here\n`));
+      const noTag = await dk(d, ['push', `${reg.host}/src/app:nope`]);
+      assert.equal(noTag.code, 1);
+      assert.match(noTag.stderr, new RegExp(`Error response from daemon: tag does not exist: ${esc(reg.host)}/src/app:nope`));
       const name = `${reg.host}/cli/app:v1`;
       assert.equal((await dk(d, ['tag', `${reg.host}/src/app:v1`, name])).code, 0);
       const since = Math.floor(Date.now() / 1000) - 1;
