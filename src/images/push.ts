@@ -64,7 +64,7 @@ export async function preparePush(deps: PushDeps, name: string, tag: string | un
   const uploader = new BlobUploader(client, repo.path);
   try {
     // Credentials and push access are checked before the stream starts.
-    await uploader.exists(`sha256:${targets[0]?.image.id.slice(7)}`);
+    await uploader.exists((targets[0] as { image: StoredImage }).image.id);
   } catch (err) {
     await client.close();
     if (err instanceof SkiffError && (err.kind === 'unauthorized' || err.kind === 'forbidden')) {
