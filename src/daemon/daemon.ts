@@ -11,7 +11,8 @@ import { systemInfo, versionInfo } from '../system/info.js';
 import { ImageService } from '../images/service.js';
 import { TransportService } from '../images/transport.js';
 import { DistributionStore } from '../store/distribution.js';
-import { RegistryClient } from '../pull/registry.js';
+import { RegistryClient, type RepositoryName } from '../pull/registry.js';
+import type { AuthConfig } from '../pull/auth.js';
 import { ImageStore } from '../store/images.js';
 import { LayerStore } from '../store/layers.js';
 import { RefStore } from '../store/refs.js';
@@ -120,6 +121,13 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
   const layers = await LayerStore.open(root.path, logger);
   const images = await ImageStore.open(root.path, layers, logger);
   const refs = await RefStore.open(root.path, (id) => images.get(id) !== undefined);
+  const registryClient = (ref: RepositoryName, auth: AuthConfig | undefined) =>
+    new RegistryClient(ref, {
+      insecureRegistries: config.insecureRegistries,
+      mirrors: config.registryMirrors,
+      userAgent: `skiff/${VERSION}`,
+      ...(auth ? { auth } : {}),
+    });
   const blobs = await DistributionStore.open(root.path, new Set(layers.list().map((l) => l.diffId)), logger);
   const service = new ImageService({
     recordBlobs: (entries) => blobs.add(entries),
@@ -130,13 +138,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     maxConcurrentDownloads: config.maxConcurrentDownloads,
     maxDownloadAttempts: config.maxDownloadAttempts,
     events,
-    registry: (ref, auth) =>
-      new RegistryClient(ref, {
-        insecureRegistries: config.insecureRegistries,
-        mirrors: config.registryMirrors,
-        userAgent: `skiff/${VERSION}`,
-        ...(auth ? { auth } : {}),
-      }),
+    registry: registryClient,
   });
   const containerStore = await ContainerStore.open(root.path, logger);
   const volumes = new VolumeService(await VolumeStore.open(root.path, logger), events);
@@ -173,13 +175,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     lookup: (name) => service.lookup(name),
     events,
     blobs,
-    registry: (ref, auth) =>
-      new RegistryClient(ref, {
-        insecureRegistries: config.insecureRegistries,
-        mirrors: config.registryMirrors,
-        userAgent: `skiff/${VERSION}`,
-        ...(auth ? { auth } : {}),
-      }),
+    registry: registryClient,
     maxConcurrentUploads: config.maxConcurrentUploads,
     maxAttempts: config.maxDownloadAttempts,
   });
