@@ -15,6 +15,7 @@ import type { ExecInspect, ExecIO } from '../containers/exec.js';
 import type { EventBus } from '../events/bus.js';
 import type { VolumeInfo } from '../store/volumes.js';
 import type { CreateVolumeOptions } from '../volumes/service.js';
+import type { NetworkResource } from '../net/types.js';
 
 export interface SystemBackend {
   version(): VersionInfo;
@@ -98,6 +99,16 @@ export interface VolumesBackend {
   diskUsage(): Promise<VolumeInfo[]>;
 }
 
+export interface NetworksBackend {
+  list(filters: Filters): NetworkResource[];
+  inspect(ref: string): NetworkResource;
+  create(body: Record<string, unknown>): Promise<{ Id: string; Warning: string }>;
+  remove(ref: string): Promise<void>;
+  prune(filters: Filters): Promise<{ NetworksDeleted: string[] | null }>;
+  connect(ref: string, body: Record<string, unknown>): Promise<void>;
+  disconnect(ref: string, body: Record<string, unknown>): Promise<void>;
+}
+
 export interface Backend {
   system: SystemBackend;
   images: ImagesBackend;
@@ -106,4 +117,5 @@ export interface Backend {
   volumes: VolumesBackend;
   exec: ExecBackend;
   transport: TransportBackend;
+  networks: NetworksBackend;
 }

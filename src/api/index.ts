@@ -3,6 +3,7 @@ import { containerRoutes } from './routes/containers.js';
 import { eventRoutes } from './routes/events.js';
 import { execRoutes } from './routes/exec.js';
 import { imageRoutes } from './routes/images.js';
+import { networkRoutes } from './routes/networks.js';
 import { systemRoutes } from './routes/system.js';
 import { transportRoutes } from './routes/transport.js';
 import { volumeRoutes } from './routes/volumes.js';
@@ -18,6 +19,7 @@ export function buildRouter(backend: Backend): Router {
   execRoutes(router, backend.exec);
   eventRoutes(router, backend.events);
   volumeRoutes(router, backend.volumes);
+  networkRoutes(router, backend.networks);
   return router;
 }
 

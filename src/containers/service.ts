@@ -27,7 +27,8 @@ import {
 import { hostname as osHostname } from 'node:os';
 import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { resolveUser } from '../exec/user.js';
-import { createNetns, deleteNetns, netnsName } from '../net/netns.js';
+import type { NetworkService } from '../net/service.js';
+import { netView } from './netview.js';
 import type { ImageService } from '../images/service.js';
 import { ContainerStore, initialState, ZERO_TIME, type ContainerRecord } from '../store/containers.js';
 import type { LayerStore } from '../store/layers.js';
@@ -57,6 +58,7 @@ export interface ContainerServiceOptions {
   events?: EventBus;
   /** Named and anonymous volumes; without it they are refused. */
   volumes?: VolumeService;
+  net: NetworkService;
 }
 
 /** One output chunk of a running container, for attach and logs -f. */
@@ -112,10 +114,6 @@ export class ContainerService {
     const runtimeName = (hostConfig.Runtime as string | undefined) || this.o.defaultRuntime;
     this.runtime(runtimeName);
     const mode = String(hostConfig.NetworkMode ?? 'default');
-    if (!['default', 'bridge', 'host', 'none', ''].includes(mode)) {
-      // 400, not 404: a 404 would make the docker CLI try to pull.
-      throw new InvalidParameter(`network mode ${mode} is not supported yet (use default, bridge, host or none)`);
-    }
     const id = this.o.store.newId();
     const finalName = name ? checkName(name) : this.freeRandomName();
     const config = mergeConfig(imageCfg, b as ContainerConfig, { id, hostConfig, hostHostname: osHostname() });
@@ -127,7 +125,12 @@ export class ContainerService {
     if (this.o.logDriver === 'json-file' || (hostConfig.LogConfig as { Type?: string } | undefined)?.Type === 'json-file') {
       parseLogOpts({ ...this.o.logOpts, ...(((hostConfig.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) });
     }
-    const mountPoints = this.o.volumes ? await createMountPoints(this.o.volumes, id, config, hostConfig) : undefined;
+    const endpoints = (b.NetworkingConfig as { EndpointsConfig?: Parameters<NetworkService['created']>[2] } | null | undefined)?.EndpointsConfig;
+    await this.o.net.created(id, mode === '' ? 'default' : mode, endpoints);
+    const mountPoints = this.o.volumes ? await createMountPoints(this.o.volumes, id, config, hostConfig).catch(async (err: unknown) => {
+      await this.o.net.removed(id);
+      throw err;
+    }) : undefined;
     const rec: ContainerRecord = {
       Id: id,
       Name: `/${finalName}`,
@@ -147,6 +150,7 @@ export class ContainerService {
       await this.o.store.create(rec);
     } catch (err) {
       if (this.o.volumes && mountPoints) await abandonMountPoints(this.o.volumes, id, mountPoints);
+      await this.o.net.removed(id);
       throw err;
     }
     this.o.volumes?.settle(id);
@@ -197,23 +201,6 @@ export class ContainerService {
     const hc = c.HostConfig as unknown as HostConfig;
     const hostname = (cfg.Hostname as string | undefined) || c.Id.slice(0, 12);
     await fs.writeFile(p.hostnamePath, `${hostname}\n`);
-    const extraHosts = ((hc.ExtraHosts as string[] | null | undefined) ?? []).map((e) => {
-      const i = e.lastIndexOf(':');
-      if (i <= 0) throw new InvalidParameter(`invalid extra host: ${e} (expected host:ip)`);
-      return `${e.slice(i + 1)}\t${e.slice(0, i)}\n`;
-    });
-    await fs.writeFile(
-      p.hostsPath,
-      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n${extraHosts.join('')}127.0.1.1\t${hostname}\n`,
-    );
-    await fs.writeFile(
-      p.resolvPath,
-      resolvConf(String(hc.NetworkMode), {
-        dns: (hc.Dns as string[] | null | undefined) ?? [],
-        search: (hc.DnsSearch as string[] | null | undefined) ?? [],
-        options: (hc.DnsOptions as string[] | null | undefined) ?? [],
-      }),
-    );
     const readRoot = (rel: string) => {
       try {
         return readFileSync(join(p.merged, rel), 'utf8');
@@ -227,10 +214,8 @@ export class ContainerService {
     // Volumes resolved (and seeded from the image on the first start) with the root mounted.
     const vols = this.o.volumes ? await resolveVolumes(this.o.volumes, c, p.merged) : undefined;
     if (vols?.changed) await this.o.store.save(c);
-    let netns: string | 'host' | undefined;
-    const mode = String(hc.NetworkMode);
-    if (mode === 'host') netns = 'host';
-    else netns = await createNetns(netnsName(c.Id));
+    // The namespace with its endpoints and ports, /etc/hosts and /etc/resolv.conf.
+    const netns = await this.o.net.setUp(netView(this.o.store, c));
     const spec = buildSpec({
       id: c.Id,
       name: c.Name.slice(1),
@@ -339,7 +324,7 @@ export class ContainerService {
     const p = this.o.store.paths(c.Id);
     await this.runtimeOf(c).delete(c.Id, true).catch(() => false);
     await unmount(p.merged);
-    if (String(c.HostConfig.NetworkMode) !== 'host') await deleteNetns(netnsName(c.Id));
+    await this.o.net.tearDown(c.Id);
   }
 
   // ---- stop / kill -----------------------------------------------------------
@@ -451,6 +436,7 @@ export class ContainerService {
     if (!this.o.store.find(c.Id)) return;
     await this.cleanupRun(c).catch(() => undefined);
     await this.o.store.remove(c.Id);
+    await this.o.net.removed(c.Id).catch((err: Error) => this.o.logger.warn('releasing networks failed', { container: c.Id, error: err.message }));
     if (this.o.volumes) {
       await releaseMountPoints(this.o.volumes, c, removeVolumes).catch((err: Error) => this.o.logger.warn('removing anonymous volumes failed', { container: c.Id, error: err.message }));
     }
@@ -486,7 +472,7 @@ export class ContainerService {
       GraphDriver: { Name: 'overlay2', Data: { MergedDir: p.merged, UpperDir: p.upper, WorkDir: p.work } },
       Mounts: mountsOf(this.o.volumes, c),
       Config: c.Config,
-      NetworkSettings: { Bridge: '', SandboxID: '', Ports: {}, Networks: {} },
+      NetworkSettings: this.o.net.settings(netView(this.o.store, c)),
     };
   }
 
@@ -507,6 +493,7 @@ export class ContainerService {
       if (f.get('exited')?.length && (c.State.Status !== 'exited' || !f.get('exited')?.includes(String(c.State.ExitCode)))) return false;
       if (f.get('health')?.length && !f.get('health')?.includes(c.State.Health?.Status ?? 'none')) return false;
       if (f.get('ancestor')?.length && !f.get('ancestor')?.some((a) => a === cfg.Image || this.tryImageId(a) === c.Image)) return false;
+      if (f.get('network')?.length && !f.get('network')?.some((n) => this.o.net.networksOf(c.Id).includes(n))) return false;
       if (f.get('volume')?.length && !f.get('volume')?.some((v) => (c.MountPoints ?? []).some((m) => m.Name === v || m.Destination === v || (m.Type === 'bind' && m.Source === v)))) return false;
       for (const l of f.get('label') ?? []) {
         const i = l.indexOf('=');
@@ -526,13 +513,13 @@ export class ContainerService {
         ImageID: c.Image,
         Command: [c.Path, ...c.Args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
         Created: Math.floor(Date.parse(c.Created) / 1000),
-        Ports: [],
+        Ports: this.o.net.summary(netView(this.o.store, c)).Ports,
         Labels: cfg.Labels ?? {},
         State: c.State.Status,
         Status: humanStatus(c),
         ...(opts.size ? this.sizes(c) : {}),
         HostConfig: { NetworkMode: String(c.HostConfig.NetworkMode ?? 'default') },
-        NetworkSettings: { Networks: {} },
+        NetworkSettings: this.o.net.summary(netView(this.o.store, c)).NetworkSettings,
         Mounts: mountsOf(this.o.volumes, c),
       };
     });
@@ -1033,30 +1020,6 @@ function parseSignal(s: string): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/**
- * The container's resolv.conf as Docker writes it: --dns/--dns-search/
- * --dns-option replace the host's lines of the same kind; otherwise the
- * host's file, without loopback resolvers the container cannot reach.
- */
-function resolvConf(networkMode: string, o: { dns: string[]; search: string[]; options: string[] }): string {
-  let host = '';
-  try {
-    host = readFileSync('/etc/resolv.conf', 'utf8');
-  } catch {
-    host = '';
-  }
-  const lines = host.split('\n');
-  const pick = (re: RegExp) => lines.filter((l) => re.test(l));
-  let ns = pick(/^\s*nameserver\s/);
-  if (networkMode !== 'host') ns = ns.filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l));
-  const out = [
-    ...(o.dns.length ? o.dns.map((d) => `nameserver ${d}`) : ns),
-    ...(o.search.length ? [`search ${o.search.join(' ')}`] : pick(/^\s*(search|domain)\s/)),
-    ...(o.options.length ? [`options ${o.options.join(' ')}`] : pick(/^\s*options\s/)),
-  ];
-  return out.join('\n') + '\n';
 }
 
 /** "Up 2 seconds", "Exited (3) 1 second ago", "Created" as `docker ps` prints them. */

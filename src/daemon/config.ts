@@ -27,6 +27,17 @@ export interface DaemonConfig {
   defaultRuntime: string;
   runtimes: Record<string, RuntimeSpec>;
   liveRestore: boolean;
+  /** The default bridge's device ('none': no default bridge network). */
+  bridge: string;
+  /** The default bridge's gateway address with prefix ("172.20.0.1/16"). */
+  bip: string | undefined;
+  /** The part of the default bridge's network containers get addresses from. */
+  fixedCidr: string | undefined;
+  iptables: boolean;
+  ipForward: boolean;
+  dns: string[];
+  dnsSearch: string[];
+  dnsOpts: string[];
   /** The file the settings came from, if any (for messages). */
   configFile: string | undefined;
 }
@@ -55,6 +66,14 @@ export function defaultConfig(): DaemonConfig {
       crun: { path: 'crun', runtimeArgs: [] },
     },
     liveRestore: false,
+    bridge: 'skiff0',
+    bip: undefined,
+    fixedCidr: undefined,
+    iptables: true,
+    ipForward: true,
+    dns: [],
+    dnsSearch: [],
+    dnsOpts: [],
     configFile: undefined,
   };
 }
@@ -83,7 +102,15 @@ type ConfigKey =
   | 'log-opts'
   | 'default-runtime'
   | 'runtimes'
-  | 'live-restore';
+  | 'live-restore'
+  | 'bridge'
+  | 'bip'
+  | 'fixed-cidr'
+  | 'iptables'
+  | 'ip-forward'
+  | 'dns'
+  | 'dns-search'
+  | 'dns-opts';
 
 const KEYS: readonly ConfigKey[] = [
   'data-root',
@@ -103,6 +130,14 @@ const KEYS: readonly ConfigKey[] = [
   'default-runtime',
   'runtimes',
   'live-restore',
+  'bridge',
+  'bip',
+  'fixed-cidr',
+  'iptables',
+  'ip-forward',
+  'dns',
+  'dns-search',
+  'dns-opts',
 ];
 
 /**
@@ -231,6 +266,21 @@ export function buildConfig(flags: FlagSettings, file: Record<string, unknown> |
     c.defaultRuntime = def;
   }
   c.liveRestore = get('live-restore', isBoolean, 'true or false') ?? c.liveRestore;
+
+  const bridge = get('bridge', isString, 'a bridge device name');
+  if (bridge !== undefined && bridge !== '') {
+    if (bridge.length > 15 || !/^[a-zA-Z0-9_.-]+$/.test(bridge)) throw new InvalidParameter(`invalid value for ${src('bridge')}: not a valid interface name: ${bridge}`);
+    c.bridge = bridge;
+  }
+  c.bip = checkCidr(get('bip', isString, 'an address with prefix'), src('bip'));
+  c.fixedCidr = checkCidr(get('fixed-cidr', isString, 'a CIDR'), src('fixed-cidr'));
+  if (c.bridge === 'none' && (c.bip || c.fixedCidr)) throw new InvalidParameter('You specified --bridge=none together with --bip or --fixed-cidr');
+  c.iptables = get('iptables', isBoolean, 'true or false') ?? c.iptables;
+  c.ipForward = get('ip-forward', isBoolean, 'true or false') ?? c.ipForward;
+  c.dns = get('dns', isStringArray, 'a list of IP addresses') ?? [];
+  for (const d of c.dns) if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(d) && !d.includes(':')) throw new InvalidParameter(`invalid value for ${src('dns')}: ${d} is not an ip address`);
+  c.dnsSearch = get('dns-search', isStringArray, 'a list of domains') ?? [];
+  c.dnsOpts = get('dns-opts', isStringArray, 'a list of resolver options') ?? [];
   return c;
 }
 
@@ -282,6 +332,13 @@ function validateMirror(m: string, where: string): string {
   }
   if (u.pathname !== '/' && u.pathname !== '') throw new InvalidParameter(`invalid value for ${where}: invalid mirror: path, query, or fragment at end of the URI "${m}"`);
   return `${u.protocol}//${u.host}/`;
+}
+
+function checkCidr(v: string | undefined, where: string): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(v);
+  if (!m || m.slice(1, 5).some((p) => Number(p) > 255) || Number(m[5]) > 32) throw new InvalidParameter(`invalid value for ${where}: invalid CIDR address: ${v}`);
+  return v;
 }
 
 function show(v: unknown): string {

@@ -20,6 +20,8 @@ import { ContainerStore } from '../store/containers.js';
 import { VolumeStore } from '../store/volumes.js';
 import { VolumeService } from '../volumes/service.js';
 import { ContainerService } from '../containers/service.js';
+import { containerDirectory } from '../containers/netview.js';
+import { NetworkService } from '../net/service.js';
 import { HealthMonitor } from '../containers/health.js';
 import { ExecService } from '../containers/exec.js';
 import { EventBus } from '../events/bus.js';
@@ -63,10 +65,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 
   let backend: Backend;
   let containers: ContainerService;
+  let net: NetworkService;
   try {
     const root = await DataRoot.load(realRoot, logger);
-    ({ backend, containers } = await makeBackend(config, root, logger));
+    ({ backend, containers, net } = await makeBackend(config, root, logger));
+    cleanups.push(async () => net.shutdown());
+    // Bridges and rules first, then the containers, then whatever a crash left behind.
+    await net.start();
     await containers.restore();
+    await net.reconcile();
   } catch (err) {
     await cleanup();
     throw err;
@@ -116,7 +123,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
 }
 
 /** Opens the stores (each runs its start-up recovery) and the services over them. */
-async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger): Promise<{ backend: Backend; containers: ContainerService }> {
+async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger): Promise<{ backend: Backend; containers: ContainerService; net: NetworkService }> {
   const events = new EventBus();
   const layers = await LayerStore.open(root.path, logger);
   const images = await ImageStore.open(root.path, layers, logger);
@@ -141,6 +148,22 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     registry: registryClient,
   });
   const containerStore = await ContainerStore.open(root.path, logger);
+  const net = await NetworkService.open({
+    dataRoot: root.path,
+    logger,
+    events,
+    config: {
+      bridge: config.bridge,
+      bip: config.bip,
+      fixedCidr: config.fixedCidr,
+      iptables: config.iptables,
+      ipForward: config.ipForward,
+      dns: config.dns,
+      dnsSearch: config.dnsSearch,
+      dnsOpts: config.dnsOpts,
+    },
+  });
+  net.setContainers(containerDirectory(containerStore));
   const volumes = new VolumeService(await VolumeStore.open(root.path, logger), events);
   // A volume is in use while any container (running or not) names it.
   volumes.setUsers((name) =>
@@ -163,6 +186,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     liveRestore: config.liveRestore,
     events,
     volumes,
+    net,
   });
   service.setImageInUse((id) => containers.imagesInUse().get(id));
   const execService = new ExecService({ store: containerStore, containers, logger });
@@ -197,8 +221,9 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     volumes,
     exec: execService,
     transport,
+    networks: net,
   };
-  return { backend, containers };
+  return { backend, containers, net };
 }
 
 async function removeSockets(listeners: Listener[]): Promise<void> {

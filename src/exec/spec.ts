@@ -487,8 +487,6 @@ export function validateHostConfig(raw: unknown, options: ValidateOptions = {}):
   const hc = raw as HostConfig;
 
   // Values of supported fields that skiff does not (yet) handle.
-  const net = hc.NetworkMode ?? '';
-  if (net.startsWith('container:')) throw new InvalidParameter(`HostConfig.NetworkMode "${net}" (joining another container's network) is not supported by skiff`);
   if (hc.Init === true && !options.init) throw new InvalidParameter('HostConfig.Init is not supported by skiff: it has no init binary');
   if (hc.MemorySwappiness !== undefined && hc.MemorySwappiness !== null && hc.MemorySwappiness !== -1) {
     if (hc.MemorySwappiness < 0 || hc.MemorySwappiness > 100) {
@@ -515,7 +513,7 @@ export function validateHostConfig(raw: unknown, options: ValidateOptions = {}):
   parseSecurityOpt(hc.SecurityOpt ?? []);
   for (const u of hc.Ulimits ?? []) checkUlimit(u);
   for (const name of Object.keys(hc.Sysctls ?? {})) {
-    checkSysctl(name, { hostNetwork: net === 'host', hostIpc: hc.IpcMode === 'host', hostUts: hc.UTSMode === 'host' });
+    checkSysctl(name, { hostNetwork: hc.NetworkMode === 'host', hostIpc: hc.IpcMode === 'host', hostUts: hc.UTSMode === 'host' });
   }
   for (const p of [...(hc.MaskedPaths ?? []), ...(hc.ReadonlyPaths ?? [])]) {
     if (!p.startsWith('/')) throw new InvalidParameter(`invalid masked or read-only path "${p}": it must be absolute`);

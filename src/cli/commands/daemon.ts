@@ -25,6 +25,14 @@ function flagSettings(f: ParsedFlags): FlagSettings {
   if (given('default-runtime')) s['default-runtime'] = str(f, 'default-runtime');
   if (given('add-runtime')) s.runtimes = parseAddRuntime(list(f, 'add-runtime'));
   if (given('live-restore')) s['live-restore'] = bool(f, 'live-restore');
+  if (given('bridge')) s.bridge = str(f, 'bridge');
+  if (given('bip')) s.bip = str(f, 'bip');
+  if (given('fixed-cidr')) s['fixed-cidr'] = str(f, 'fixed-cidr');
+  if (given('iptables')) s.iptables = bool(f, 'iptables');
+  if (given('ip-forward')) s['ip-forward'] = bool(f, 'ip-forward');
+  if (given('dns')) s.dns = list(f, 'dns');
+  if (given('dns-search')) s['dns-search'] = list(f, 'dns-search');
+  if (given('dns-opt')) s['dns-opts'] = list(f, 'dns-opt');
   return s;
 }
 
@@ -51,6 +59,14 @@ export const daemonCommand: Command = {
     { name: 'default-runtime', type: 'string', value: 'name', description: 'Default OCI runtime for containers', default: 'runc' },
     { name: 'add-runtime', type: 'list', value: 'name=path', description: 'Register an additional OCI runtime (repeatable)' },
     { name: 'live-restore', type: 'boolean', description: 'Keep containers running while the daemon is down' },
+    { name: 'bridge', short: 'b', type: 'string', value: 'name', description: "The default bridge network's device ('none': no default bridge)", default: 'skiff0' },
+    { name: 'bip', type: 'string', value: 'addr/prefix', description: "The default bridge's gateway address and network" },
+    { name: 'fixed-cidr', type: 'string', value: 'cidr', description: 'Addresses for containers on the default bridge' },
+    { name: 'iptables', type: 'boolean', description: 'Let skiff add iptables rules (--iptables=false: none)', default: true },
+    { name: 'ip-forward', type: 'boolean', description: 'Enable net.ipv4.ip_forward', default: true },
+    { name: 'dns', type: 'list', value: 'ip', description: 'DNS server for containers (repeatable)' },
+    { name: 'dns-search', type: 'list', value: 'domain', description: 'DNS search domain for containers (repeatable)' },
+    { name: 'dns-opt', type: 'list', value: 'option', description: 'DNS resolver option for containers (repeatable)' },
   ],
   async run(ctx) {
     const f = ctx.flags;
