@@ -69,6 +69,8 @@ export interface DaemonOptions {
   prefix?: string[];
   env?: NodeJS.ProcessEnv;
   readyTimeoutMs?: number;
+  /** Run the daemon inside this network namespace (a path under /var/run/netns): its bridges and rules stay there. */
+  netns?: string;
 }
 
 export function tempDir(prefix = 'skiff-test-'): string {
@@ -91,7 +93,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     '--config-file', configFile,
     ...(opts.args ?? []),
   ];
-  const [cmd, ...pre] = opts.prefix && opts.prefix.length > 0 ? [...opts.prefix, binary] : [binary];
+  const prefix = [...(opts.netns ? ['nsenter', `--net=${opts.netns}`] : []), ...(opts.prefix ?? [])];
+  const [cmd, ...pre] = prefix.length > 0 ? [...prefix, binary] : [binary];
   const child = spawn(cmd as string, [...pre, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
   let logs = '';
   child.stdout?.on('data', (d: Buffer) => (logs += d.toString()));
