@@ -307,6 +307,8 @@ export class NetworkService {
           } catch (err) {
             if (!(err instanceof NotFound)) throw err;
           }
+          // --bridge=none: the default mode has no network but loopback.
+          if (!net && mode === 'default' && key === main) continue;
           const ref = net?.Id ?? key;
           if (seen.has(ref)) continue;
           seen.add(ref);

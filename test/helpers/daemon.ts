@@ -85,12 +85,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   const configFile = join(dir, 'daemon.json');
   writeFileSync(configFile, JSON.stringify(opts.config ?? {}));
   const binary = opts.binary ?? SKIFF;
+  // A daemon in the host's namespace must not touch the host's network: no
+  // bridge, no iptables rules, no ip_forward (tests of networking pass `netns`).
+  const hostNetSafe = opts.netns ? [] : hostNetworkSafeArgs(opts);
   const args = [
     'daemon',
     '--data-root', dataRoot,
     '--host', `unix://${socket}`,
     '--pidfile', pidfile,
     '--config-file', configFile,
+    ...hostNetSafe,
     ...(opts.args ?? []),
   ];
   const prefix = [...(opts.netns ? ['nsenter', `--net=${opts.netns}`] : []), ...(opts.prefix ?? [])];
@@ -130,6 +134,15 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
       if (!opts.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+function hostNetworkSafeArgs(opts: DaemonOptions): string[] {
+  const given = (key: string) => (opts.args ?? []).some((a) => a === `--${key}` || a.startsWith(`--${key}=`)) || key in (opts.config ?? {});
+  return [
+    ...(given('bridge') ? [] : ['--bridge=none']),
+    ...(given('iptables') ? [] : ['--iptables=false']),
+    ...(given('ip-forward') ? [] : ['--ip-forward=false']),
+  ];
 }
 
 /** True when something answers GET /_ping with 200 on the socket. */
