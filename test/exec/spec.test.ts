@@ -607,7 +607,6 @@ describe('validateHostConfig', () => {
     ['SomethingNew', { a: 1 }, /^unknown HostConfig field SomethingNew/],
     ['UsernsMode', 'private', /invalid HostConfig.UsernsMode "private"/],
     ['IpcMode', 'container:abc', /invalid HostConfig.IpcMode "container:abc"/],
-    ['NetworkMode', 'container:abc', /NetworkMode "container:abc".*not supported/],
     ['Isolation', 'hyperv', /Isolation "hyperv"/],
     ['VolumeDriver', 'nfs', /VolumeDriver "nfs"/],
     ['LogConfig', { Type: 'journald', Config: {} }, /LogConfig.Type "journald" is not supported/],
