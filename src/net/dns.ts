@@ -160,7 +160,10 @@ async function relay(msg: Buffer, servers: string[]): Promise<Buffer> {
     const out = await new Promise<Buffer | undefined>((resolve) => {
       const s = createSocket(server.includes(':') ? 'udp6' : 'udp4');
       const timer = setTimeout(() => done(undefined), FORWARD_TIMEOUT_MS);
+      let finished = false;
       const done = (b: Buffer | undefined) => {
+        if (finished) return;
+        finished = true;
         clearTimeout(timer);
         s.close();
         resolve(b);
@@ -169,7 +172,10 @@ async function relay(msg: Buffer, servers: string[]): Promise<Buffer> {
         if (r.address === server && m.length >= 2 && m.readUInt16BE(0) === msg.readUInt16BE(0)) done(m);
       });
       s.on('error', () => done(undefined));
-      s.send(msg, 53, server);
+      // Send errors (no route to that resolver) come only through the callback.
+      s.send(msg, 53, server, (err) => {
+        if (err) done(undefined);
+      });
     });
     if (out) return out;
   }

@@ -355,7 +355,10 @@ export class NetworkService {
       const ns = await ip.createNetns(netnsName(c.id));
       try {
         const atts = c.networkMode === 'none' ? [] : this.attachmentsOf(c);
-        for (const a of atts) await this.connectEndpoint(c, a);
+        for (const a of atts) {
+          const ep = await this.connectEndpoint(c, a);
+          this.publishEndpoint('connect', ep.network, c.id);
+        }
         const first = this.state.endpoints[c.id]?.[0];
         const requests = portRequests(c.exposedPorts, c.portBindings, c.publishAll);
         if (requests.length && first) await this.publish(c, first, requests);
@@ -497,7 +500,10 @@ export class NetworkService {
     for (const p of this.proxies.get(id) ?? []) p.close();
     this.proxies.delete(id);
     await ip.deleteNetns(netnsName(id));
-    for (const e of this.state.endpoints[id] ?? []) await ip.deleteLink(e.hostIf).catch(() => undefined);
+    for (const e of this.state.endpoints[id] ?? []) {
+      await ip.deleteLink(e.hostIf).catch(() => undefined);
+      this.publishEndpoint('disconnect', e.network, id);
+    }
     delete this.state.endpoints[id];
     delete this.state.ports[id];
     await this.store.save();
@@ -511,6 +517,12 @@ export class NetworkService {
       await this.store.save();
       await this.applyRules();
     });
+  }
+
+  /** Docker's network events for a container joining or leaving (start, stop, connect, disconnect). */
+  private publishEndpoint(action: 'connect' | 'disconnect', network: string, container: string): void {
+    const n = this.network(network);
+    if (n) this.o.events?.publish('network', action, n.Id, { container, name: n.Name, type: n.Driver });
   }
 
   private networkName(ref: string): string {
@@ -809,7 +821,7 @@ export class NetworkService {
       atts.push(att);
       await this.store.save();
       await this.applyRules();
-      this.o.events?.publish('network', 'connect', n.Id, { container: c.id, name: n.Name, type: n.Driver });
+      this.publishEndpoint('connect', n.Id, c.id);
     });
   }
 
@@ -849,7 +861,7 @@ export class NetworkService {
       this.state.attachments[c.id] = atts.filter((a) => a.network !== n.Id);
       await this.store.save();
       await this.applyRules();
-      this.o.events?.publish('network', 'disconnect', n.Id, { container: c.id, name: n.Name, type: n.Driver });
+      this.publishEndpoint('disconnect', n.Id, c.id);
     });
   }
 }

@@ -199,7 +199,9 @@ describe('networks', () => {
     assert.equal(ping.code, 0, ping.stdout);
     // Unknown names are not invented; the default bridge has no name resolution.
     assert.notEqual((await dk('run', '--rm', '--network', 'appnet', 'busybox', 'getent', 'hosts', 'nosuchcontainer')).code, 0);
-    assert.notEqual((await dk('run', '--rm', 'busybox', 'getent', 'hosts', 'alpha')).code, 0);
+    const onDefault = await dk('run', '--rm', 'busybox', 'sh', '-c', 'cat /etc/resolv.conf; nslookup alpha 172.17.0.1');
+    assert.notEqual(onDefault.code, 0);
+    assert.ok(!onDefault.stdout.includes('nameserver 172.17.0.1'), onDefault.stdout);
     // Networks are isolated from each other.
     assert.notEqual((await dk('run', '--rm', 'busybox', 'ping', '-c1', '-W1', aIp)).code, 0);
     // container:<id> shares alpha's namespace.
@@ -268,6 +270,15 @@ describe('networks', () => {
     assert.deepEqual((await ok('network', 'ls', '--format', '{{.Name}}')).trim().split('\n').sort(), ['bridge', 'host', 'none']);
   });
 
+  test('an internal network has no way out and no default route', async () => {
+    await ok('network', 'create', '--internal', 'inner');
+    const r = await dk('run', '--rm', '--network', 'inner', 'busybox', 'sh', '-c', `ip route; ping -c1 -W1 ${OUT_NET}.2`);
+    assert.notEqual(r.code, 0);
+    assert.ok(!r.stdout.includes('default'), r.stdout);
+    assert.ok((await inspect('inner', 'network')).Internal);
+    await ok('network', 'rm', 'inner');
+  });
+
   test('kill -9 of the daemon: the restart removes what the dead containers had', async () => {
     await ok('network', 'create', 'crashnet');
     const base = await snapshot();
@@ -288,6 +299,31 @@ describe('networks', () => {
     await ok('rm', '-f', a, b);
     assert.deepEqual(await snapshot(), base);
     await ok('network', 'rm', 'crashnet');
+  });
+
+  test('live-restore: a running container keeps its network and published port across a kill -9', async () => {
+    d.child.kill('SIGKILL');
+    await d.exited;
+    d = await startDaemon({ dir, netns: nsD.path, args: ['--live-restore'] });
+    const id = (await ok('run', '-d', '--name', 'keeper', '-p', '8383:80', 'busybox', 'httpd', '-f', '-p', '80', '-h', '/etc')).trim();
+    const get = async () => {
+      for (let i = 0; i < 50; i++) {
+        const body = (await inD('busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:8383/hostname')).stdout;
+        if (body) return body.trim();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return '';
+    };
+    assert.equal(await get(), id.slice(0, 12));
+    const during = await snapshot();
+    d.child.kill('SIGKILL');
+    await d.exited;
+    d = await startDaemon({ dir, netns: nsD.path, args: ['--live-restore'] });
+    assert.equal((await inspect(id)).State.Running, true);
+    assert.deepEqual(await snapshot(), during);
+    assert.equal(await get(), id.slice(0, 12));
+    assert.equal((await nsOut.execAsync('busybox', ['wget', '-q', '-O', '-', `http://${OUT_NET}.1:8383/hostname`])).stdout.trim(), id.slice(0, 12));
+    await ok('rm', '-f', id);
   });
 });
 
