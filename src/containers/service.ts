@@ -126,7 +126,18 @@ export class ContainerService {
       parseLogOpts({ ...this.o.logOpts, ...(((hostConfig.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) });
     }
     const endpoints = (b.NetworkingConfig as { EndpointsConfig?: Parameters<NetworkService['created']>[2] } | null | undefined)?.EndpointsConfig;
-    await this.o.net.created(id, mode === '' ? 'default' : mode, endpoints);
+    const nonEmpty = (v: unknown) => (Array.isArray(v) ? v.length > 0 : v !== undefined && v !== null && v !== '');
+    await this.o.net.created(id, mode === '' ? 'default' : mode, endpoints, {
+      hostname: nonEmpty(b.Hostname),
+      dns: [hostConfig.Dns, hostConfig.DnsSearch, hostConfig.DnsOptions].some(nonEmpty),
+      extraHosts: nonEmpty(hostConfig.ExtraHosts),
+      ports: Object.keys(hostConfig.PortBindings ?? {}).length > 0 || hostConfig.PublishAllPorts === true,
+    });
+    // Sharing another container's network namespace means sharing its name, as in Docker.
+    if (mode.startsWith('container:')) {
+      const joined = this.o.store.find(mode.slice('container:'.length));
+      if (joined) config.Hostname = String((joined.Config as { Hostname?: string }).Hostname ?? '');
+    }
     const mountPoints = this.o.volumes ? await createMountPoints(this.o.volumes, id, config, hostConfig).catch(async (err: unknown) => {
       await this.o.net.removed(id);
       throw err;

@@ -291,7 +291,20 @@ export class NetworkService {
   // ---- container hooks ------------------------------------------------------------
 
   /** Checks a create request's NetworkMode and endpoints and records what the container is connected to. */
-  async created(id: string, mode: string, endpoints: Record<string, { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null } | null> | undefined): Promise<void> {
+  async created(
+    id: string,
+    mode: string,
+    endpoints: Record<string, { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null } | null> | undefined,
+    asked: { hostname: boolean; dns: boolean; extraHosts: boolean; ports: boolean },
+  ): Promise<void> {
+    if (mode.startsWith('container:')) {
+      // Docker's runconfig errors: these belong to the container whose namespace is shared.
+      if (mode === 'container:') throw new InvalidParameter('invalid container format container:<name|id>');
+      if (asked.hostname) throw new InvalidParameter('conflicting options: hostname and the network mode');
+      if (asked.dns) throw new InvalidParameter('conflicting options: dns and the network mode');
+      if (asked.extraHosts) throw new InvalidParameter('conflicting options: custom host-to-IP mapping and the network mode');
+      if (asked.ports) throw new InvalidParameter('conflicting options: port publishing and the container type network mode');
+    }
     await this.exclusive(async () => {
       const atts: Attachment[] = [];
       const eps = endpoints ?? {};

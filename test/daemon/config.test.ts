@@ -105,3 +105,30 @@ test('--add-runtime and --log-opt parsing', () => {
   assert.deepEqual(parseKeyValues(['max-size=10m', 'max-file=3'], 'log-opt'), { 'max-size': '10m', 'max-file': '3' });
   assert.throws(() => parseKeyValues(['oops'], 'log-opt'), /expected key=value/);
 });
+
+test('network settings: bridge, bip, fixed-cidr, iptables, ip-forward, dns*', () => {
+  const d = buildConfig({}, undefined, undefined);
+  assert.equal(d.bridge, 'skiff0');
+  assert.equal(d.iptables, true);
+  assert.equal(d.ipForward, true);
+  assert.deepEqual([d.bip, d.fixedCidr, d.dns], [undefined, undefined, []]);
+  const c = buildConfig(
+    { iptables: false },
+    { bridge: 'balena0', bip: '10.42.0.1/24', 'fixed-cidr': '10.42.0.128/25', 'ip-forward': false, dns: ['192.0.2.1'], 'dns-search': ['lan'], 'dns-opts': ['ndots:2'] },
+    '/f.json',
+  );
+  assert.deepEqual(
+    [c.bridge, c.bip, c.fixedCidr, c.iptables, c.ipForward, c.dns, c.dnsSearch, c.dnsOpts],
+    ['balena0', '10.42.0.1/24', '10.42.0.128/25', false, false, ['192.0.2.1'], ['lan'], ['ndots:2']],
+  );
+  for (const [file, re] of [
+    [{ bip: '10.42.0.1' }, /invalid CIDR address/],
+    [{ 'fixed-cidr': '300.0.0.0/8' }, /invalid CIDR address/],
+    [{ bridge: 'a-name-far-too-long' }, /not a valid interface name/],
+    [{ dns: ['not-an-ip'] }, /not an ip address/],
+    [{ iptables: 'no' }, /expected true or false/],
+    [{ bridge: 'none', bip: '10.0.0.1/24' }, /--bridge=none together with --bip/],
+  ] as const) {
+    assert.throws(() => buildConfig({}, file as Record<string, unknown>, '/f.json'), (e: unknown) => e instanceof InvalidParameter && re.test(e.message), JSON.stringify(file));
+  }
+});

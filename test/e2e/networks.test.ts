@@ -205,8 +205,11 @@ describe('networks', () => {
     // Networks are isolated from each other.
     assert.notEqual((await dk('run', '--rm', 'busybox', 'ping', '-c1', '-W1', aIp)).code, 0);
     // container:<id> shares alpha's namespace.
-    const shared = await ok('run', '--rm', '--network', `container:${a}`, 'busybox', 'ip', '-4', 'addr', 'show', 'eth0');
+    const shared = await ok('run', '--rm', '--network', `container:${a}`, 'busybox', 'sh', '-c', 'ip -4 addr show eth0; hostname');
     assert.ok(shared.includes(`inet ${aIp}/16`), shared);
+    assert.ok(shared.trim().endsWith(a.slice(0, 12)), shared);
+    const conflict = await dk('run', '--rm', '--network', `container:${a}`, '-p', '80:80', 'busybox', 'true');
+    assert.match(conflict.stderr, /conflicting options: port publishing and the container type network mode/);
     await ok('rm', '-f', a);
     await ok('network', 'rm', 'appnet');
   });
@@ -323,7 +326,13 @@ describe('networks', () => {
     assert.deepEqual(await snapshot(), during);
     assert.equal(await get(), id.slice(0, 12));
     assert.equal((await nsOut.execAsync('busybox', ['wget', '-q', '-O', '-', `http://${OUT_NET}.1:8383/hostname`])).stdout.trim(), id.slice(0, 12));
-    await ok('rm', '-f', id);
+    // The address book survived too: a new container gets another address.
+    const keeperIp = (await inspect(id)).NetworkSettings.IPAddress;
+    const second = (await ok('run', '-d', 'busybox', 'sleep', '300')).trim();
+    const secondIp = (await inspect(second)).NetworkSettings.IPAddress;
+    assert.match(secondIp, /^172\.17\.0\.\d+$/);
+    assert.notEqual(secondIp, keeperIp);
+    await ok('rm', '-f', id, second);
   });
 });
 
@@ -333,6 +342,26 @@ describe('networks: daemon options', () => {
   after(() => {
     d?.cleanup();
     ns?.remove();
+  });
+
+  test('the default bridge avoids a subnet the host already routes', async () => {
+    const routed = createNetns('route');
+    let dd: TestDaemon | undefined;
+    try {
+      // A LAN on 172.17/16 (a veth pair: this kernel has no dummy links).
+      for (const args of [['link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'lan0p'], ['addr', 'add', '172.17.5.1/16', 'dev', 'lan0'], ['link', 'set', 'lan0p', 'up'], ['link', 'set', 'lan0', 'up']]) {
+        const r = routed.exec('ip', args);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      dd = await startDaemon({ netns: routed.path });
+      const [b] = JSON.parse((await docker(dd.host, ['network', 'inspect', 'bridge'])).stdout);
+      assert.deepEqual(b.IPAM.Config, [{ Subnet: '172.18.0.0/16', Gateway: '172.18.0.1' }]);
+      const r = await docker(dd.host, ['network', 'create', '--subnet', '172.17.9.0/24', 'onlan']);
+      assert.match(r.stderr, /overlaps with a route of the host \(172\.17\.0\.0\/16 dev lan0\)/);
+    } finally {
+      dd?.cleanup();
+      routed.remove();
+    }
   });
 
   test('--bridge, --bip, --fixed-cidr and --iptables=false', async () => {
