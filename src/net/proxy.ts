@@ -2,7 +2,7 @@
 // published host port — so a port already in use fails the start — and
 // relays loopback traffic, which DNAT rules cannot reach, to the container.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { connect, createServer, type Server } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { errnoCode } from '../errors.js';
 
 export interface ProxyTarget {
@@ -31,8 +31,14 @@ export async function startProxy(t: ProxyTarget): Promise<Proxy> {
 }
 
 async function startTcp(t: ProxyTarget): Promise<Proxy> {
-  const server: Server = createServer({ pauseOnConnect: true }, (client) => {
-    const upstream = connect(t.containerPort, t.containerIp);
+  // Half-closes pass through: a client that ends its request still gets the whole answer.
+  const open = new Set<Socket>();
+  const server: Server = createServer({ pauseOnConnect: true, allowHalfOpen: true }, (client) => {
+    const upstream = connect({ port: t.containerPort, host: t.containerIp, allowHalfOpen: true });
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on('close', () => open.delete(s));
+    }
     client.on('error', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
     upstream.on('connect', () => {
@@ -42,7 +48,12 @@ async function startTcp(t: ProxyTarget): Promise<Proxy> {
     });
   });
   await listen(t, (cb) => server.once('error', cb), () => new Promise((res) => server.listen({ port: t.hostPort, host: t.hostIp, exclusive: true }, () => res())));
-  return { close: () => server.close() };
+  return {
+    close: () => {
+      server.close();
+      for (const s of open) s.destroy();
+    },
+  };
 }
 
 async function startUdp(t: ProxyTarget): Promise<Proxy> {
