@@ -103,6 +103,9 @@ export class NetworkService {
         if (!running.has(id)) await this.release(id);
         else if (!this.proxies.has(id)) await this.startProxies(id).catch((err: Error) => this.o.logger.warn('restoring published ports failed', { container: id.slice(0, 12), error: err.message }));
       }
+      // Connections of containers that are gone (a crash between their removal and ours).
+      const known = new Set(all.map((c) => c.id));
+      for (const id of Object.keys(this.state.attachments)) if (!known.has(id)) delete this.state.attachments[id];
       const byShort = new Map(all.map((c) => [netnsName(c.id), c]));
       for (const ns of ip.listNetns()) {
         const c = byShort.get(ns);

@@ -216,7 +216,7 @@ describe('networks', () => {
 
   test('connect and disconnect a running container, events, in-use removal', async () => {
     const since = Math.floor(Date.now() / 1000) - 1;
-    await ok('network', 'create', '--subnet', '10.77.0.0/24', '--gateway', '10.77.0.254', '--ip-range', '10.77.0.128/25', 'side');
+    await ok('network', 'create', '--subnet', '10.77.0.0/24', '--gateway', '10.77.0.254', '--ip-range', '10.77.0.128/25', '--aux-address', 'router=10.77.0.128', 'side');
     const id = (await ok('run', '-d', '--name', 'mover', 'busybox', 'sleep', '300')).trim();
     await ok('network', 'connect', '--alias', 'mv', '--ip', '10.77.0.200', 'side', 'mover');
     const addr = await ok('exec', id, 'ip', '-4', 'addr', 'show', 'eth1');
@@ -229,7 +229,13 @@ describe('networks', () => {
     assert.equal((await dk('exec', id, 'ping', '-c1', '-W3', '10.77.0.254')).code, 0);
     const other = (await ok('run', '-d', '--network', 'side', 'busybox', 'sleep', '300')).trim();
     const otherIp = (await inspect(other)).NetworkSettings.Networks.side.IPAddress as string;
-    assert.ok(otherIp.startsWith('10.77.0.') && Number(otherIp.split('.')[3]) >= 128 && otherIp !== '10.77.0.200', otherIp);
+    // The first free address of the range: .128 is the aux address, .200 is taken.
+    assert.equal(otherIp, '10.77.0.129');
+    assert.deepEqual((await inspect('side', 'network')).IPAM.Config[0].AuxiliaryAddresses, { router: '10.77.0.128' });
+    const taken = await dk('run', '-d', '--name', 'clash', '--network', 'side', '--ip', '10.77.0.129', 'busybox', 'sleep', '300');
+    assert.notEqual(taken.code, 0);
+    assert.match(taken.stderr, /Address already in use/);
+    await ok('rm', '-f', 'clash');
     const rm = await dk('network', 'rm', 'side');
     assert.notEqual(rm.code, 0);
     assert.match(rm.stderr, /error while removing network: network side id [0-9a-f]{64} has active endpoints/);
