@@ -46,6 +46,9 @@ const JUMPS: Array<{ table: string; chain: string; rule: string[] }> = [
   { table: 'filter', chain: 'FORWARD', rule: ['-j', FORWARD_CHAIN] },
 ];
 
+/** The hooks were checked once by this process (each daemon start checks again). */
+let jumpsInPlace = false;
+
 /** Replaces the content of skiff's chains with `rules` and makes sure the built-in chains jump to them. */
 export async function applyRules(rules: RuleSet): Promise<void> {
   const text = [
@@ -62,8 +65,10 @@ export async function applyRules(rules: RuleSet): Promise<void> {
     '',
   ].join('\n');
   await run('iptables-restore', ['--noflush', '-w'], text);
+  if (jumpsInPlace) return;
   for (const j of JUMPS) {
     const exists = await run('iptables', ['-w', '-t', j.table, '-C', j.chain, ...j.rule]).then(() => true, () => false);
     if (!exists) await run('iptables', ['-w', '-t', j.table, '-I', j.chain, '1', ...j.rule]);
   }
+  jumpsInPlace = true;
 }

@@ -379,7 +379,8 @@ export class NetworkService {
         const requests = portRequests(c.exposedPorts, c.portBindings, c.publishAll);
         if (requests.length && first) await this.publish(c, first, requests);
         await this.store.save();
-        await this.applyRules();
+        // Rules depend on networks and published ports only.
+        if (this.state.ports[c.id]?.length) await this.applyRules();
         await this.writeFiles(c);
         return ns;
       } catch (err) {
@@ -507,12 +508,14 @@ export class NetworkService {
   /** The container stopped (or never started): everything it had on the host goes. */
   async tearDown(id: string): Promise<void> {
     await this.exclusive(async () => {
-      await this.release(id);
-      await this.applyRules();
+      if (await this.release(id)) await this.applyRules();
     });
   }
 
-  private async release(id: string): Promise<void> {
+  /** Frees what a container had; true when it had published ports (the rules change). */
+  private async release(id: string): Promise<boolean> {
+    const hadPorts = (this.state.ports[id]?.length ?? 0) > 0;
+    const had = hadPorts || id in this.state.endpoints || id in this.state.ports;
     for (const p of this.proxies.get(id) ?? []) p.close();
     this.proxies.delete(id);
     await ip.deleteNetns(netnsName(id));
@@ -522,16 +525,19 @@ export class NetworkService {
     }
     delete this.state.endpoints[id];
     delete this.state.ports[id];
-    await this.store.save();
+    if (had) await this.store.save();
+    return hadPorts;
   }
 
   /** The container is gone for good. */
   async removed(id: string): Promise<void> {
     await this.exclusive(async () => {
-      await this.release(id);
-      delete this.state.attachments[id];
-      await this.store.save();
-      await this.applyRules();
+      const hadPorts = await this.release(id);
+      if (id in this.state.attachments) {
+        delete this.state.attachments[id];
+        await this.store.save();
+      }
+      if (hadPorts) await this.applyRules();
     });
   }
 
@@ -836,7 +842,6 @@ export class NetworkService {
       if (c.running) await this.connectEndpoint(c, att);
       atts.push(att);
       await this.store.save();
-      await this.applyRules();
       this.publishEndpoint('connect', n.Id, c.id);
     });
   }
