@@ -365,7 +365,10 @@ export class NetworkService {
       // The joined container's files, as Docker shares them.
       await fs.copyFile(other.hostsPath, c.hostsPath);
       await fs.copyFile(other.resolvPath, c.resolvPath);
-      return ip.netnsPath(netnsName(other.id));
+      // Whose namespace it really is: the joined container may itself have joined one (or the host's).
+      let owner = other;
+      for (let hops = 0; owner.networkMode.startsWith('container:') && hops < 16; hops++) owner = this.containers.find(owner.networkMode.slice('container:'.length));
+      return owner.networkMode === 'host' ? 'host' : ip.netnsPath(netnsName(owner.id));
     }
     return this.exclusive(async () => {
       const ns = await ip.createNetns(netnsName(c.id));
@@ -404,8 +407,8 @@ export class NetworkService {
   private async writeFiles(c: NetContainer): Promise<void> {
     const eps = this.state.endpoints[c.id] ?? [];
     const first = eps[0];
-    const firstNet = first && this.network(first.network);
-    const responder = firstNet && !(firstNet.Predefined && firstNet.Name === 'bridge') && this.responders.has(firstNet.Id) ? first.gateway : undefined;
+    // On any user network the container asks that network's responder (Docker's embedded DNS).
+    const responder = eps.find((e) => this.responders.has(e.network))?.gateway;
     await fs.writeFile(c.hostsPath, hostsFile(c.hostname, c.domainname, first?.ip, extraHostLines(c.extraHosts, first?.gateway)));
     await fs.writeFile(c.resolvPath, resolvConf(readHostFile('/etc/resolv.conf'), 'private', c.dns, this.daemonDns(), responder));
   }
