@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, realpathSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { busyboxImage } from '../helpers/busybox.js';
-import { docker, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
+import { docker, parseResponse, rawRequest, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
 import { createNetns, linkNetns, mirrorRegistry, type TestNetns } from '../helpers/netns.js';
 import { makeLayer, startRegistry, type LayerEntry, type TestRegistry } from '../helpers/registry.js';
 
@@ -288,6 +288,66 @@ describe('networks', () => {
     const pruned = await ok('network', 'prune', '-f');
     assert.match(pruned, /prunable/);
     assert.deepEqual((await ok('network', 'ls', '--format', '{{.Name}}')).trim().split('\n').sort(), ['bridge', 'host', 'none']);
+  });
+
+  test("the supervisor's sequence over the API: networks by body, a container on two of them from create", async () => {
+    const api = async (method: string, path: string, body?: unknown) => {
+      const text = body === undefined ? '' : JSON.stringify(body);
+      const raw = await rawRequest(d.socket, `${method} /v1.41${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`, 30_000);
+      const r = parseResponse(raw);
+      return { status: r.status, json: r.body ? JSON.parse(r.body) : undefined };
+    };
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const labels = { 'io.balena.supervised': 'true', 'io.balena.app-id': '1' };
+    const created = await api('POST', '/networks/create', { Name: '1_default', Driver: 'bridge', CheckDuplicate: true, Options: {}, IPAM: { Driver: 'default', Config: [], Options: {} }, EnableIPv6: false, Internal: false, Labels: labels, ConfigOnly: false });
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    assert.match(created.json.Id, /^[0-9a-f]{64}$/);
+    assert.equal(created.json.Warning, '');
+    const backend = await api('POST', '/networks/create', { Name: '1_backend', CheckDuplicate: true, IPAM: { Driver: 'default', Config: [{ Subnet: '10.88.0.0/24', Gateway: '10.88.0.1' }] }, Labels: labels });
+    assert.equal(backend.status, 201, JSON.stringify(backend.json));
+    const listed = await api('GET', `/networks?filters=${encodeURIComponent(JSON.stringify({ label: ['io.balena.supervised'] }))}`);
+    assert.deepEqual(listed.json.map((n: { Name: string }) => n.Name).sort(), ['1_backend', '1_default']);
+    const c = await api('POST', '/containers/create?name=main_1_1_abc', {
+      Image: 'busybox',
+      Cmd: ['sleep', '300'],
+      Labels: labels,
+      HostConfig: { NetworkMode: '1_default' },
+      NetworkingConfig: { EndpointsConfig: { '1_default': { Aliases: ['main'] }, '1_backend': { IPAMConfig: { IPv4Address: '10.88.0.10' } } } },
+    });
+    assert.equal(c.status, 201, JSON.stringify(c.json));
+    const stopped = (await api('GET', `/containers/${c.json.Id}/json`)).json;
+    assert.equal(stopped.NetworkSettings.Networks['1_default'].IPAddress, '');
+    assert.equal(stopped.NetworkSettings.Networks['1_backend'].IPAMConfig.IPv4Address, '10.88.0.10');
+    assert.equal((await api('POST', `/containers/${c.json.Id}/start`)).status, 204);
+    const info = (await api('GET', `/containers/${c.json.Id}/json`)).json;
+    assert.equal(info.HostConfig.NetworkMode, '1_default');
+    assert.match(info.NetworkSettings.Networks['1_default'].IPAddress, /^172\.\d+\.0\.\d+$/);
+    assert.deepEqual(info.NetworkSettings.Networks['1_default'].Aliases, ['main', c.json.Id.slice(0, 12)]);
+    assert.equal(info.NetworkSettings.Networks['1_backend'].IPAddress, '10.88.0.10');
+    assert.equal(info.NetworkSettings.Networks['1_backend'].NetworkID, backend.json.Id);
+    // No default-bridge address at top level: the container is not on `bridge`.
+    assert.equal(info.NetworkSettings.IPAddress, '');
+    const eth = await ok('exec', c.json.Id, 'ip', '-4', '-o', 'addr');
+    assert.match(eth, /eth1\s+inet 10\.88\.0\.10\/24/);
+    const inspected = (await api('GET', '/networks/1_backend')).json;
+    assert.equal(inspected.Containers[c.json.Id].IPv4Address, '10.88.0.10/24');
+    assert.equal(inspected.Containers[c.json.Id].Name, 'main_1_1_abc');
+    assert.equal((await ok('ps', '-q', '--no-trunc', '--filter', 'network=1_backend')).trim(), c.json.Id);
+    // A network that does not exist fails the start, not the create (a 404 at create would make the CLI pull).
+    const lost = await api('POST', '/containers/create', { Image: 'busybox', Cmd: ['true'], HostConfig: { NetworkMode: 'nope' } });
+    assert.equal(lost.status, 201);
+    const start = await api('POST', `/containers/${lost.json.Id}/start`);
+    assert.equal(start.status, 404);
+    assert.equal(start.json.message, 'network nope not found');
+    assert.equal((await api('DELETE', `/containers/${lost.json.Id}`)).status, 204);
+    assert.equal((await api('DELETE', `/containers/${c.json.Id}?force=1`)).status, 204);
+    assert.equal((await api('DELETE', '/networks/1_default')).status, 204);
+    assert.equal((await api('DELETE', '/networks/1_backend')).status, 204);
+    assert.equal((await api('DELETE', '/networks/1_backend')).status, 404);
+    assert.equal((await api('DELETE', '/networks/host')).status, 403);
+    const ev = await ok('events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'type=network', '--format', '{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}}');
+    assert.ok(ev.includes(`connect 1_backend ${c.json.Id}`), ev);
+    assert.ok(ev.includes(`disconnect 1_default ${c.json.Id}`), ev);
   });
 
   test('an internal network has no way out and no default route', async () => {
