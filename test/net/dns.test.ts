@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import { buildAnswer, DnsResponder, parseQuestion } from '../../src/net/dns.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -54,6 +55,24 @@ test('the responder answers known names, NODATA for AAAA, NXDOMAIN on internal n
     assert.equal(aaaa.readUInt16BE(6), 0);
     const nx = await ask(query(3, 'beta', 1));
     assert.equal(nx[3]! & 0x0f, 3);
+    // TCP: length-prefixed, as resolvers retry a truncated answer.
+    const tcp = await new Promise<Buffer>((resolve, reject) => {
+      const q = query(4, 'alpha', 1);
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(q.length);
+      const sock = connect(53, addr, () => sock.write(Buffer.concat([len, q])));
+      let buf = Buffer.alloc(0);
+      sock.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+          sock.destroy();
+          resolve(buf.subarray(2));
+        }
+      });
+      sock.on('error', reject);
+    });
+    assert.equal(tcp.readUInt16BE(0), 4);
+    assert.deepEqual([...tcp.subarray(tcp.length - 4)], [10, 9, 9, 9]);
   } finally {
     r.close();
   }
