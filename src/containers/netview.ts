@@ -1,5 +1,5 @@
 // What the network service sees of a container (net/ never reads container records itself).
-import type { ContainerDirectory, NetContainer } from '../net/types.js';
+import type { ContainerDirectory, CreateAsked, EndpointsConfig, NetContainer } from '../net/types.js';
 import type { ContainerRecord, ContainerStore } from '../store/containers.js';
 
 export function netView(store: ContainerStore, c: ContainerRecord): NetContainer {
@@ -40,5 +40,19 @@ export function containerDirectory(store: ContainerStore): ContainerDirectory {
       return c ? netView(store, c) : undefined;
     },
     all: () => store.list().map((c) => netView(store, c)),
+  };
+}
+
+/** What a create body asks of the network: endpoints, and the settings that conflict with `container:` modes. */
+export function networkRequest(body: Record<string, unknown>, hc: { Dns?: unknown; DnsSearch?: unknown; DnsOptions?: unknown; ExtraHosts?: unknown; PortBindings?: unknown; PublishAllPorts?: unknown }): { endpoints: EndpointsConfig | undefined; asked: CreateAsked } {
+  const nonEmpty = (v: unknown) => (Array.isArray(v) ? v.length > 0 : typeof v === 'object' && v !== null ? Object.keys(v).length > 0 : v !== undefined && v !== null && v !== '');
+  return {
+    endpoints: (body.NetworkingConfig as { EndpointsConfig?: EndpointsConfig } | null | undefined)?.EndpointsConfig,
+    asked: {
+      hostname: nonEmpty(body.Hostname),
+      dns: [hc.Dns, hc.DnsSearch, hc.DnsOptions].some(nonEmpty),
+      extraHosts: nonEmpty(hc.ExtraHosts),
+      ports: nonEmpty(hc.PortBindings) || hc.PublishAllPorts === true,
+    },
   };
 }

@@ -28,7 +28,7 @@ import { hostname as osHostname } from 'node:os';
 import { lstatSync, readdirSync, statSync } from 'node:fs';
 import { resolveUser } from '../exec/user.js';
 import type { NetworkService } from '../net/service.js';
-import { netView } from './netview.js';
+import { networkRequest, netView } from './netview.js';
 import type { ImageService } from '../images/service.js';
 import { ContainerStore, initialState, ZERO_TIME, type ContainerRecord } from '../store/containers.js';
 import type { LayerStore } from '../store/layers.js';
@@ -125,14 +125,8 @@ export class ContainerService {
     if (this.o.logDriver === 'json-file' || (hostConfig.LogConfig as { Type?: string } | undefined)?.Type === 'json-file') {
       parseLogOpts({ ...this.o.logOpts, ...(((hostConfig.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) });
     }
-    const endpoints = (b.NetworkingConfig as { EndpointsConfig?: Parameters<NetworkService['created']>[2] } | null | undefined)?.EndpointsConfig;
-    const nonEmpty = (v: unknown) => (Array.isArray(v) ? v.length > 0 : v !== undefined && v !== null && v !== '');
-    await this.o.net.created(id, mode === '' ? 'default' : mode, endpoints, {
-      hostname: nonEmpty(b.Hostname),
-      dns: [hostConfig.Dns, hostConfig.DnsSearch, hostConfig.DnsOptions].some(nonEmpty),
-      extraHosts: nonEmpty(hostConfig.ExtraHosts),
-      ports: Object.keys(hostConfig.PortBindings ?? {}).length > 0 || hostConfig.PublishAllPorts === true,
-    });
+    const netReq = networkRequest(b, hostConfig);
+    await this.o.net.created(id, mode === '' ? 'default' : mode, netReq.endpoints, netReq.asked);
     // Sharing another container's network namespace means sharing its name, as in Docker.
     if (mode.startsWith('container:')) {
       const joined = this.o.store.find(mode.slice('container:'.length));
@@ -517,6 +511,7 @@ export class ContainerService {
     if (opts.limit !== undefined && opts.limit > 0) list = list.slice(0, opts.limit);
     return list.map((c) => {
       const cfg = c.Config as { Labels?: Record<string, string> | null; Image?: string };
+      const net = this.o.net.summary(netView(this.o.store, c));
       return {
         Id: c.Id,
         Names: [c.Name],
@@ -524,13 +519,13 @@ export class ContainerService {
         ImageID: c.Image,
         Command: [c.Path, ...c.Args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
         Created: Math.floor(Date.parse(c.Created) / 1000),
-        Ports: this.o.net.summary(netView(this.o.store, c)).Ports,
+        Ports: net.Ports,
         Labels: cfg.Labels ?? {},
         State: c.State.Status,
         Status: humanStatus(c),
         ...(opts.size ? this.sizes(c) : {}),
         HostConfig: { NetworkMode: String(c.HostConfig.NetworkMode ?? 'default') },
-        NetworkSettings: this.o.net.summary(netView(this.o.store, c)).NetworkSettings,
+        NetworkSettings: net.NetworkSettings,
         Mounts: mountsOf(this.o.volumes, c),
       };
     });

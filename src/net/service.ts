@@ -17,7 +17,7 @@ import { ephemeralRange, portList, portMap, portRequests, type PortRequest } fro
 import { PortInUse, startProxy, type Proxy } from './proxy.js';
 import { buildRules, type PublishedPort } from './rules.js';
 import { NetStore, type Attachment, type Endpoint, type IpamConfig, type NetworkRecord, type PortMapping } from './store.js';
-import type { ContainerDirectory, EndpointSettings, NetConfig, NetContainer, NetworkResource } from './types.js';
+import type { ContainerDirectory, CreateAsked, EndpointSettings, EndpointsConfig, NetConfig, NetContainer, NetworkResource } from './types.js';
 
 const PREDEFINED = ['bridge', 'host', 'none'];
 const BRIDGE_NAME_OPT = 'com.docker.network.bridge.name';
@@ -297,8 +297,8 @@ export class NetworkService {
   async created(
     id: string,
     mode: string,
-    endpoints: Record<string, { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null } | null> | undefined,
-    asked: { hostname: boolean; dns: boolean; extraHosts: boolean; ports: boolean },
+    endpoints: EndpointsConfig | undefined,
+    asked: CreateAsked,
   ): Promise<void> {
     if (mode.startsWith('container:')) {
       // Docker's runconfig errors: these belong to the container whose namespace is shared.

@@ -35,6 +35,17 @@ export interface NetContainer {
   hostnamePath: string;
 }
 
+/** NetworkingConfig.EndpointsConfig of a create body. */
+export type EndpointsConfig = Record<string, { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null } | null>;
+
+/** Which settings a create body gives that a `container:` network mode cannot have. */
+export interface CreateAsked {
+  hostname: boolean;
+  dns: boolean;
+  extraHosts: boolean;
+  ports: boolean;
+}
+
 /** How the network service finds containers (the container service answers). */
 export interface ContainerDirectory {
   /** By id, name or id prefix; throws NotFound. */
