@@ -114,9 +114,9 @@ export class NetworkService {
       const bridges = new Set(this.state.networks.map((n) => n.Bridge).filter(Boolean));
       const hostIfs = new Set(Object.values(this.state.endpoints).flat().map((e) => e.hostIf));
       for (const l of await ip.links()) {
-        // Veths of skiff's bridges whose endpoint is gone, and bridges of networks removed mid-way.
+        // Veths on skiff's bridges whose endpoint is gone. (A network's bridge goes before
+        // its record does, so no bridge can outlive its network: none is guessed at here.)
         if (l.kind === 'veth' && l.master && bridges.has(l.master) && !hostIfs.has(l.name)) await ip.deleteLink(l.name).catch(() => undefined);
-        if (l.kind === 'bridge' && /^br-[0-9a-f]{12}$/.test(l.name) && !bridges.has(l.name)) await ip.deleteLink(l.name).catch(() => undefined);
       }
       await this.store.save();
       await this.applyRules();
@@ -784,9 +784,10 @@ export class NetworkService {
   private async destroy(n: NetworkRecord): Promise<void> {
     this.responders.get(n.Id)?.close();
     this.responders.delete(n.Id);
+    // The device first: a crash in between leaves the network, which the next start brings back up.
+    if (n.Bridge) await ip.deleteLink(n.Bridge);
     this.state.networks = this.state.networks.filter((x) => x !== n);
     await this.store.save();
-    if (n.Bridge) await ip.deleteLink(n.Bridge);
     await this.applyRules();
   }
 

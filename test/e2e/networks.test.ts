@@ -121,6 +121,14 @@ describe('networks', () => {
     t.diagnostic(`docker run --rm busybox true, median of 5: bridge ${await median([])} ms, none ${await median(['--network', 'none'])} ms`);
   });
 
+  test('concurrent starts get distinct addresses', async () => {
+    const ids = (await Promise.all([1, 2, 3, 4, 5].map(() => ok('run', '-d', 'busybox', 'sleep', '300')))).map((x) => x.trim());
+    const ips = await Promise.all(ids.map(async (id) => (await inspect(id)).NetworkSettings.IPAddress as string));
+    assert.equal(new Set(ips).size, 5, ips.join(' '));
+    for (const [i, id] of ids.entries()) assert.match(await ok('exec', id, 'ip', '-4', '-o', 'addr', 'show', 'eth0'), new RegExp(`inet ${ips[i]!.replace(/\./g, '\\.')}/16`));
+    await ok('rm', '-f', ...ids);
+  });
+
   test('inspect NetworkSettings, resolv.conf, hosts, --dns and --add-host', async () => {
     const id = (await ok('run', '-d', '--name', 'insp', '--add-host', 'db.test:10.1.2.3', '--dns', '192.0.2.53', '--dns-search', 'example.test', '--dns-opt', 'ndots:3', 'busybox', 'sleep', '300')).trim();
     const c = await inspect(id);
