@@ -10,7 +10,7 @@ export interface Cidr {
 }
 
 export function parseIp(s: string): number {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s.trim());
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(String(s).trim());
   if (!m) throw new InvalidParameter(`invalid IP address: ${s}`);
   const parts = m.slice(1).map(Number);
   if (parts.some((p) => p > 255)) throw new InvalidParameter(`invalid IP address: ${s}`);

@@ -29,6 +29,27 @@ export interface NetworkServiceOptions {
   events?: EventBus;
 }
 
+type EndpointConfig = NonNullable<EndpointsConfig[string]>;
+
+/** An EndpointSettings of a request, checked for the fields skiff reads. */
+function endpointConfig(raw: unknown, where: string): EndpointConfig | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new InvalidParameter(`invalid endpoint settings for ${where}: expected an object`);
+  const r = raw as Record<string, unknown>;
+  if (r.Aliases !== undefined && r.Aliases !== null && !(Array.isArray(r.Aliases) && r.Aliases.every((a) => typeof a === 'string'))) {
+    throw new InvalidParameter(`invalid Aliases for ${where}: expected a list of strings`);
+  }
+  const ipam = r.IPAMConfig;
+  if (ipam !== undefined && ipam !== null) {
+    if (typeof ipam !== 'object' || Array.isArray(ipam)) throw new InvalidParameter(`invalid IPAMConfig for ${where}: expected an object`);
+    for (const k of ['IPv4Address', 'IPv6Address'] as const) {
+      const v = (ipam as Record<string, unknown>)[k];
+      if (v !== undefined && v !== null && typeof v !== 'string') throw new InvalidParameter(`invalid IPAMConfig.${k} for ${where}: expected a string`);
+    }
+  }
+  return r as EndpointConfig;
+}
+
 function newId(): string {
   return randomBytes(32).toString('hex');
 }
@@ -316,7 +337,8 @@ export class NetworkService {
         const entries: Array<[string, (typeof eps)[string] | undefined]> = [[main, eps[mode] ?? eps[main] ?? undefined]];
         for (const [k, v] of Object.entries(eps)) if (k !== mode && k !== main) entries.push([k, v]);
         const seen = new Set<string>();
-        for (const [key, conf] of entries) {
+        for (const [key, raw] of entries) {
+          const conf = endpointConfig(raw, key);
           let net: NetworkRecord | undefined;
           try {
             net = this.findNetwork(key);
@@ -716,6 +738,17 @@ export class NetworkService {
       if (body.ConfigOnly === true) throw new InvalidParameter('config-only networks are not supported by skiff');
       if (this.state.networks.some((n) => n.Name === name)) throw new Conflict(`network with name ${name} already exists`);
       const ipam = (body.IPAM ?? {}) as { Driver?: string; Config?: Array<Record<string, unknown>> | null; Options?: Record<string, string> | null };
+      if (typeof ipam !== 'object' || Array.isArray(ipam)) throw new InvalidParameter('invalid IPAM: expected an object');
+      if (ipam.Config !== undefined && ipam.Config !== null && !(Array.isArray(ipam.Config) && ipam.Config.every((c) => typeof c === 'object' && c !== null && !Array.isArray(c)))) {
+        throw new InvalidParameter('invalid IPAM.Config: expected a list of objects');
+      }
+      for (const [k, v] of [['Options', body.Options], ['Labels', body.Labels], ['IPAM.Options', ipam.Options]] as const) {
+        if (v !== undefined && v !== null && !(typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string'))) {
+          throw new InvalidParameter(`invalid ${k}: expected an object of strings`);
+        }
+      }
+      if (ipam.Driver !== undefined && typeof ipam.Driver !== 'string') throw new InvalidParameter('invalid IPAM.Driver: expected a string');
+      if (body.Driver !== undefined && body.Driver !== null && typeof body.Driver !== 'string') throw new InvalidParameter('invalid Driver: expected a string');
       if (ipam.Driver && ipam.Driver !== 'default') throw new InvalidParameter(`IPAM driver "${ipam.Driver}" is not supported by skiff`);
       const options = { ...((body.Options ?? {}) as Record<string, string>) };
       const labels = { ...((body.Labels ?? {}) as Record<string, string>) };
@@ -827,7 +860,7 @@ export class NetworkService {
   async connect(ref: string, body: Record<string, unknown>): Promise<void> {
     const containerRef = body.Container;
     if (typeof containerRef !== 'string' || !containerRef) throw new InvalidParameter('Container is required');
-    const conf = (body.EndpointConfig ?? {}) as { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string; IPv6Address?: string } | null };
+    const conf = endpointConfig(body.EndpointConfig, 'EndpointConfig') ?? {};
     await this.exclusive(async () => {
       const n = this.findNetwork(ref);
       const c = this.containers.find(containerRef);

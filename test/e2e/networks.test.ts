@@ -5,7 +5,7 @@
 // resolution, connect/disconnect, the supervisor's supervisor0, faults, and
 // clean-up checked with ip and iptables, also after kill -9 of the daemon.
 import assert from 'node:assert/strict';
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync, rmSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { busyboxImage } from '../helpers/busybox.js';
 import { docker, parseResponse, rawRequest, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
@@ -83,6 +83,7 @@ describe('networks', () => {
     await reg?.stop();
     nsOut?.remove();
     nsD?.remove();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test('predefined networks and the default bridge', async () => {
@@ -353,6 +354,15 @@ describe('networks', () => {
     assert.equal((await api('DELETE', '/networks/1_backend')).status, 204);
     assert.equal((await api('DELETE', '/networks/1_backend')).status, 404);
     assert.equal((await api('DELETE', '/networks/host')).status, 403);
+    // Malformed bodies are 400s with a message, never 500s.
+    for (const body of [{ Name: 'x', IPAM: { Config: 'nope' } }, { Name: 'x', Labels: { a: 1 } }, { Name: 'x', IPAM: { Config: [{ Subnet: 5 }] } }, { Name: 'x', IPAM: { Config: [{ Subnet: '10.99.0.0/24', AuxiliaryAddresses: { a: 7 } }] } }, { Name: '' }]) {
+      const r = await api('POST', '/networks/create', body);
+      assert.equal(r.status, 400, JSON.stringify(body) + JSON.stringify(r.json));
+      assert.ok(r.json.message, JSON.stringify(r.json));
+    }
+    const badEp = await api('POST', '/containers/create', { Image: 'busybox', NetworkingConfig: { EndpointsConfig: { bridge: { IPAMConfig: { IPv4Address: 7 } } } } });
+    assert.equal(badEp.status, 400, JSON.stringify(badEp.json));
+    assert.equal((await api('POST', '/networks/bridge/connect', { Container: 12 })).status, 400);
     const ev = await ok('events', '--since', String(since), '--until', String(Math.floor(Date.now() / 1000) + 1), '--filter', 'type=network', '--format', '{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}}');
     assert.ok(ev.includes(`connect 1_backend ${c.json.Id}`), ev);
     assert.ok(ev.includes(`disconnect 1_default ${c.json.Id}`), ev);
