@@ -126,7 +126,7 @@ export class ContainerService {
       parseLogOpts({ ...this.o.logOpts, ...(((hostConfig.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) });
     }
     const netReq = networkRequest(b, hostConfig);
-    await this.o.net.created(id, mode === '' ? 'default' : mode, netReq.endpoints, netReq.asked);
+    const warnings = await this.o.net.created(id, mode === '' ? 'default' : mode, netReq.endpoints, netReq.asked);
     // Sharing another container's network namespace means sharing its name, as in Docker.
     if (mode.startsWith('container:')) {
       const joined = this.o.store.find(mode.slice('container:'.length));
@@ -160,7 +160,7 @@ export class ContainerService {
     }
     this.o.volumes?.settle(id);
     this.publish(rec, 'create');
-    return { Id: id, Warnings: [] };
+    return { Id: id, Warnings: warnings };
   }
 
   private freeRandomName(): string {

@@ -320,7 +320,7 @@ export class NetworkService {
     mode: string,
     endpoints: EndpointsConfig | undefined,
     asked: CreateAsked,
-  ): Promise<void> {
+  ): Promise<string[]> {
     if (mode.startsWith('container:')) {
       // Docker's runconfig errors: these belong to the container whose namespace is shared.
       if (mode === 'container:') throw new InvalidParameter('invalid container format container:<name|id>');
@@ -364,6 +364,8 @@ export class NetworkService {
       this.state.attachments[id] = atts;
       await this.store.save();
     });
+    // Docker's create warning: the host's ports are the container's own there.
+    return mode === 'host' && asked.ports ? ['Published ports are discarded when using host network mode'] : [];
   }
 
   /**

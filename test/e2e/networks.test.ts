@@ -228,6 +228,9 @@ describe('networks', () => {
     const shared = await ok('run', '--rm', '--network', `container:${a}`, 'busybox', 'sh', '-c', 'ip -4 addr show eth0; hostname');
     assert.ok(shared.includes(`inet ${aIp}/16`), shared);
     assert.ok(shared.trim().endsWith(a.slice(0, 12)), shared);
+    const discarded = await dk('run', '--rm', '--network', 'host', '-p', '80:80', 'busybox', 'true');
+    assert.equal(discarded.code, 0, discarded.stderr);
+    assert.match(discarded.stderr, /Published ports are discarded when using host network mode/);
     const conflict = await dk('run', '--rm', '--network', `container:${a}`, '-p', '80:80', 'busybox', 'true');
     assert.match(conflict.stderr, /conflicting options: port publishing and the container type network mode/);
     await ok('rm', '-f', a);
