@@ -16,6 +16,12 @@ import type { EventBus } from '../events/bus.js';
 import type { VolumeInfo } from '../store/volumes.js';
 import type { CreateVolumeOptions } from '../volumes/service.js';
 import type { NetworkResource } from '../net/types.js';
+import type { DeltaEvent } from '../delta/create.js';
+
+export interface DeltaBackend {
+  /** Resolves both images (404 before any output), then `run` streams the progress. */
+  prepareDelta(src: string, dest: string, tag: string | undefined): { run(emit: (e: DeltaEvent) => void): Promise<void> };
+}
 
 export interface SystemBackend {
   version(): VersionInfo;
@@ -112,6 +118,7 @@ export interface NetworksBackend {
 export interface Backend {
   system: SystemBackend;
   images: ImagesBackend;
+  delta?: DeltaBackend;
   containers: ContainersBackend;
   events: EventBus;
   volumes: VolumesBackend;

@@ -1,5 +1,6 @@
 import type { Backend } from './backend.js';
 import { containerRoutes } from './routes/containers.js';
+import { deltaRoutes } from './routes/delta.js';
 import { eventRoutes } from './routes/events.js';
 import { execRoutes } from './routes/exec.js';
 import { imageRoutes } from './routes/images.js';
@@ -13,6 +14,7 @@ import { Router } from './router.js';
 export function buildRouter(backend: Backend): Router {
   const router = new Router();
   systemRoutes(router, backend.system);
+  if (backend.delta) deltaRoutes(router, backend.delta);
   transportRoutes(router, backend.transport);
   imageRoutes(router, backend.images, backend.volumes);
   containerRoutes(router, backend.containers);

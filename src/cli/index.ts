@@ -4,6 +4,7 @@ import { VERSION, GIT_COMMIT } from '../version.js';
 import { ApiClient, DEFAULT_CLIENT_HOST } from './client.js';
 import { EXIT, type Command } from './command.js';
 import { daemonCommand } from './commands/daemon.js';
+import { imageCommand } from './commands/delta.js';
 import { infoCommand } from './commands/info.js';
 import { checkCommand, imagesCommand, pullCommand, rmiCommand, tagCommand } from './commands/images.js';
 import { loadCommand, pushCommand, saveCommand } from './commands/transport.js';
@@ -65,6 +66,7 @@ const COMMANDS: Command[] = [
   imagesCommand,
   tagCommand,
   rmiCommand,
+  imageCommand,
   checkCommand,
   pushCommand,
   saveCommand,

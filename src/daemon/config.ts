@@ -12,6 +12,8 @@ export interface RuntimeSpec {
 
 export interface DaemonConfig {
   dataRoot: string;
+  /** Another skiff data root, read only, where delta bases are also looked up (balena's --delta-data-root). */
+  deltaDataRoot: string | undefined;
   hosts: string[];
   group: string;
   pidfile: string;
@@ -48,6 +50,7 @@ export const DEFAULT_HOST = 'unix:///var/run/skiff.sock';
 export function defaultConfig(): DaemonConfig {
   return {
     dataRoot: '/var/lib/skiff',
+    deltaDataRoot: undefined,
     hosts: [DEFAULT_HOST],
     group: 'skiff',
     pidfile: '/var/run/skiff.pid',
@@ -87,6 +90,7 @@ export type FlagSettings = Partial<Record<ConfigKey, unknown>>;
 
 type ConfigKey =
   | 'data-root'
+  | 'delta-data-root'
   | 'hosts'
   | 'group'
   | 'pidfile'
@@ -114,6 +118,7 @@ type ConfigKey =
 
 const KEYS: readonly ConfigKey[] = [
   'data-root',
+  'delta-data-root',
   'hosts',
   'group',
   'pidfile',
@@ -197,6 +202,11 @@ export function buildConfig(flags: FlagSettings, file: Record<string, unknown> |
   if (dataRoot !== undefined) {
     if (!dataRoot.startsWith('/')) throw new InvalidParameter(`invalid value for ${src('data-root')}: must be an absolute path`);
     c.dataRoot = dataRoot.replace(/\/+$/, '') || '/';
+  }
+  const deltaRoot = get('delta-data-root', isString, 'a path');
+  if (deltaRoot !== undefined && deltaRoot !== '') {
+    if (!deltaRoot.startsWith('/')) throw new InvalidParameter(`invalid value for ${src('delta-data-root')}: must be an absolute path`);
+    c.deltaDataRoot = deltaRoot.replace(/\/+$/, '') || '/';
   }
   const hosts = get('hosts', isStringArray, 'a list of strings');
   if (hosts !== undefined && hosts.length > 0) c.hosts = hosts;

@@ -13,6 +13,8 @@ import { TransportService } from '../images/transport.js';
 import { DistributionStore } from '../store/distribution.js';
 import { RegistryClient, type RepositoryName } from '../pull/registry.js';
 import type { AuthConfig } from '../pull/auth.js';
+import { DeltaService } from '../delta/service.js';
+import { openDeltaStore } from '../delta/store.js';
 import { ImageStore } from '../store/images.js';
 import { LayerStore } from '../store/layers.js';
 import { RefStore } from '../store/refs.js';
@@ -136,6 +138,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
       ...(auth ? { auth } : {}),
     });
   const blobs = await DistributionStore.open(root.path, new Set(layers.list().map((l) => l.diffId)), logger);
+  const deltaStore = config.deltaDataRoot ? await openDeltaStore(config.deltaDataRoot, logger) : undefined;
   const service = new ImageService({
     recordBlobs: (entries) => blobs.add(entries),
     layers,
@@ -145,6 +148,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     maxConcurrentDownloads: config.maxConcurrentDownloads,
     maxDownloadAttempts: config.maxDownloadAttempts,
     events,
+    ...(deltaStore ? { deltaStore } : {}),
     registry: registryClient,
   });
   const containerStore = await ContainerStore.open(root.path, logger);
@@ -216,6 +220,13 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
         }),
     },
     images: service,
+    delta: await DeltaService.open({
+      layers,
+      images,
+      dataRoot: root.path,
+      lookup: (name) => service.lookup(name),
+      tag: (id, ref) => service.tag(id, ref, undefined),
+    }),
     containers,
     events,
     volumes,

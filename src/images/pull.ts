@@ -16,6 +16,8 @@ import { applyLayer } from '../store/apply.js';
 import { chainIdsOf, diffIdsOf, imageIdOf, type ImageStore, type StoredImage } from '../store/images.js';
 import type { LayerStore } from '../store/layers.js';
 import type { RefStore } from '../store/refs.js';
+import { deltaInfoOf, openDeltaBase, patchLayer, type BaseStore } from '../delta/apply.js';
+import type { BaseStream } from '../delta/base.js';
 import { resumableBlob } from './blobstream.js';
 import { Throttle, type PullListener } from './progress.js';
 
@@ -37,6 +39,8 @@ export interface PullContext {
   retryBackoffMs: number;
   /** Remembers which blob (in which repository) each layer came from, so a push can skip or mount it. */
   recordBlobs?: (entries: Array<{ diffId: string; digest: string; size: number; registry: string; repo: string }>) => Promise<void>;
+  /** A second, read-only store searched for delta bases (`--delta-data-root`). */
+  deltaStore?: BaseStore;
 }
 
 export interface PullPlan {
@@ -103,19 +107,50 @@ export async function checkSpace(ctx: PullContext, plan: PullPlan): Promise<void
 const inflight = new Map<string, Promise<void>>();
 
 export async function runPull(registry: Registry, ctx: PullContext, plan: PullPlan, emit: PullListener, signal?: AbortSignal): Promise<StoredImage> {
+  // A delta image (balena's): its layers are patched into the target's, whose config
+  // (and so image ID, DiffIDs and ChainIDs) the delta carries. Nothing is fetched for
+  // target layers already here, nor at all when the target image is.
+  const delta = deltaInfoOf(plan.config);
+  if (delta && delta.diffIds.length !== plan.layers.length) {
+    throw new InvalidParameter(`delta image has ${plan.layers.length} layers but its target has ${delta.diffIds.length}`);
+  }
+  const target = delta ? { config: delta.targetConfig, diffIds: delta.diffIds, chainIds: delta.chainIds } : plan;
+  let base: Promise<BaseStream> | undefined;
+  const deltaBase = () => {
+    if (!delta) throw new InvalidParameter('not a delta image');
+    base ??= openDeltaBase([{ layers: ctx.layers, images: ctx.images }, ...(ctx.deltaStore ? [ctx.deltaStore] : [])], delta.base);
+    return base;
+  };
+  try {
+    return await runLayers(registry, ctx, plan, target, delta ? deltaBase : undefined, emit, signal);
+  } finally {
+    if (base) await (await base.catch(() => undefined))?.close();
+  }
+}
+
+async function runLayers(
+  registry: Registry,
+  ctx: PullContext,
+  plan: PullPlan,
+  target: { config: Buffer; diffIds: string[]; chainIds: string[] },
+  deltaBase: (() => Promise<BaseStream>) | undefined,
+  emit: PullListener,
+  signal?: AbortSignal,
+): Promise<StoredImage> {
   const throttle = new Throttle();
   const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
   const totals = { current: 0, total: 0 };
   const todo: number[] = [];
+  const targetHere = deltaBase !== undefined && ctx.images.get(imageIdOf(target.config)) !== undefined;
   plan.layers.forEach((l, i) => {
-    if (!ctx.layers.get(plan.chainIds[i] as string)) {
+    if (!targetHere && !ctx.layers.get(target.chainIds[i] as string)) {
       todo.push(i);
       totals.total += l.size;
     }
   });
   // Like dockerd: an image that is already stored gets no per-layer lines at all;
   // a new image whose layers are all there shows them as "Already exists".
-  if (!ctx.images.get(imageIdOf(plan.config))) {
+  if (!ctx.images.get(imageIdOf(target.config))) {
     plan.layers.forEach((l, i) =>
       emit({ kind: 'layer', id: short(l.digest), status: todo.includes(i) ? 'Pulling fs layer' : 'Already exists' }),
     );
@@ -152,7 +187,7 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
 
   async function pullOne(i: number): Promise<void> {
     const desc = plan.layers[i] as Descriptor;
-    const chainId = plan.chainIds[i] as string;
+    const chainId = target.chainIds[i] as string;
     const id = short(desc.digest);
     // The same layer pulled by two images at once is downloaded once.
     const running = inflight.get(chainId);
@@ -188,10 +223,11 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
         }
         if (current !== desc.size) throw new InvalidParameter(`layer ${desc.digest}: got ${current} bytes, the manifest says ${desc.size}`);
       }
-      const tar = layerCompression(desc.mediaType) === 'gzip' ? gunzipped(counted()) : counted();
+      const layerTar = layerCompression(desc.mediaType) === 'gzip' ? gunzipped(counted()) : counted();
+      const tar = deltaBase ? patchLayer(layerTar, await deltaBase()) : layerTar;
       await applyLayer(ctx.layers, tar, {
-        diffId: plan.diffIds[i] as string,
-        parent: i === 0 ? null : (plan.chainIds[i - 1] as string),
+        diffId: target.diffIds[i] as string,
+        parent: i === 0 ? null : (target.chainIds[i - 1] as string),
         beforeCommit: async () => {
           const actual = 'sha256:' + blobHash.digest('hex');
           if (actual !== desc.digest) {
@@ -237,13 +273,15 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
   if (failure !== undefined) throw failure;
   if (todo.length > 0) emitTotal(true);
 
-  const image = await ctx.images.put(plan.config);
-  // Only gzip'd blobs: a push declares every layer as tar+gzip.
-  await ctx.recordBlobs?.(
-    plan.layers.flatMap((l, i) =>
-      layerCompression(l.mediaType) === 'gzip' ? [{ diffId: plan.diffIds[i] as string, digest: l.digest, size: l.size, registry: plan.ref.domain, repo: plan.ref.path }] : [],
-    ),
-  );
+  const image = await ctx.images.put(target.config);
+  // Only gzip'd blobs: a push declares every layer as tar+gzip. A delta's blobs are not the target's layers.
+  if (!deltaBase) {
+    await ctx.recordBlobs?.(
+      plan.layers.flatMap((l, i) =>
+        layerCompression(l.mediaType) === 'gzip' ? [{ diffId: plan.diffIds[i] as string, digest: l.digest, size: l.size, registry: plan.ref.domain, repo: plan.ref.path }] : [],
+      ),
+    );
+  }
   const name = canonicalName(plan.ref);
   const refs: Array<[string, string]> = [[`${name}@${plan.manifestDigest}`, image.id]];
   if (!plan.ref.digest) refs.push([canonicalString(plan.ref), image.id]);

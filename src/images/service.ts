@@ -20,6 +20,7 @@ import { checkSpace, resolvePull, runPull, type PullContext, type Registry } fro
 import type { PullListener } from './progress.js';
 import type { DeleteItem, HistoryItem, ImageInspect, ImageSummary, PruneReport } from './types.js';
 import type { EventBus } from '../events/bus.js';
+import type { BaseStore } from '../delta/apply.js';
 
 export type RegistryFactory = (
   ref: Reference,
@@ -37,6 +38,8 @@ export interface ImageServiceOptions {
   retryBackoffMs?: number;
   events?: EventBus;
   recordBlobs?: PullContext['recordBlobs'];
+  /** `--delta-data-root`: another store searched for delta bases. */
+  deltaStore?: BaseStore;
 }
 
 interface ImageConfigJson {
@@ -81,6 +84,7 @@ export class ImageService {
       maxDownloadAttempts: this.o.maxDownloadAttempts,
       retryBackoffMs: this.o.retryBackoffMs ?? 1000,
       ...(this.o.recordBlobs ? { recordBlobs: this.o.recordBlobs } : {}),
+      ...(this.o.deltaStore ? { deltaStore: this.o.deltaStore } : {}),
     };
   }
 

@@ -64,14 +64,15 @@ export class ImageStore {
     this.dir = join(root, 'images');
   }
 
-  static async open(root: string, layers: LayerStore, logger: Logger): Promise<ImageStore> {
+  /** `readOnly`: another data root's images (`--delta-data-root`); nothing there is changed. */
+  static async open(root: string, layers: LayerStore, logger: Logger, opts: { readOnly?: boolean } = {}): Promise<ImageStore> {
     const s = new ImageStore(root, layers);
-    await fs.mkdir(s.dir, { recursive: true, mode: 0o700 });
-    for (const name of await fs.readdir(s.dir)) {
+    if (!opts.readOnly) await fs.mkdir(s.dir, { recursive: true, mode: 0o700 });
+    for (const name of await fs.readdir(s.dir).catch((err) => (opts.readOnly ? ([] as string[]) : Promise.reject(err)))) {
       const d = join(s.dir, name);
       try {
         if (!/^[0-9a-f]{64}$/.test(name)) throw new Error('not an image directory');
-        for (const f of await fs.readdir(d)) if (isDurableTemp(f)) await fs.rm(join(d, f), { force: true });
+        if (!opts.readOnly) for (const f of await fs.readdir(d)) if (isDurableTemp(f)) await fs.rm(join(d, f), { force: true });
         const config = await fs.readFile(join(d, 'config.json'));
         if (imageIdOf(config) !== `sha256:${name}`) throw new Error('config does not match its ID');
         const meta = JSON.parse(await fs.readFile(join(d, 'meta.json'), 'utf8')) as ImageMeta;
@@ -81,6 +82,7 @@ export class ImageStore {
         if (missing) throw new Error(`layer ${missing} is missing`);
         s.images.set(`sha256:${name}`, { id: `sha256:${name}`, config, diffIds, chainIds, meta });
       } catch (err) {
+        if (opts.readOnly) continue;
         logger.warn('removing an incomplete image', { image: name, reason: (err as Error).message });
         await fs.rm(d, { recursive: true, force: true });
       }

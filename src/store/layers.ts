@@ -29,6 +29,13 @@ export interface LayerRecord {
   superseded: Record<string, string>;
 }
 
+export interface LayerSplit {
+  splitPath: string;
+  diffDir: string;
+  layerDir: string;
+  superseded: Record<string, string>;
+}
+
 export interface LayerTx {
   cacheId: string;
   diffDir: string;
@@ -68,6 +75,33 @@ export class LayerStore {
     await fs.mkdir(s.overlay, { recursive: true, mode: 0o700 });
     await fs.mkdir(s.tmp, { recursive: true, mode: 0o700 });
     await s.recover();
+    return s;
+  }
+
+  /**
+   * Another data root's layers, read only (`--delta-data-root`): committed
+   * records whose files and parents are there; nothing is pruned or written.
+   */
+  static async openReadOnly(root: string, logger: Logger): Promise<LayerStore> {
+    const s = new LayerStore(root, logger);
+    for (const name of await fs.readdir(s.db).catch(() => [] as string[])) {
+      if (!name.endsWith('.json') || isDurableTemp(name)) continue;
+      try {
+        const rec = JSON.parse(await fs.readFile(join(s.db, name), 'utf8')) as LayerRecord;
+        await fs.access(join(s.overlay, rec.cacheId, 'diff'));
+        s.records.set(rec.chainId, rec);
+      } catch {
+        logger.warn('skipping an unreadable layer record in the delta data root', { record: name });
+      }
+    }
+    for (const rec of [...s.records.values()]) {
+      for (let p = rec.parent; p; p = s.records.get(p)?.parent ?? null) {
+        if (!s.records.has(p)) {
+          s.records.delete(rec.chainId);
+          break;
+        }
+      }
+    }
     return s;
   }
 
@@ -203,6 +237,14 @@ export class LayerStore {
     const rec = this.records.get(chainId);
     if (!rec) throw new NotFound(`layer ${chainId} not found`);
     return splitTarSize(join(this.overlay, rec.cacheId, 'tar-split.gz'));
+  }
+
+  /** Where the layer's tar-split records and files are, for random access to its tar (delta bases). */
+  splitOf(chainId: string): LayerSplit {
+    const rec = this.records.get(chainId);
+    if (!rec) throw new NotFound(`layer ${chainId} not found`);
+    const dir = join(this.overlay, rec.cacheId);
+    return { splitPath: join(dir, 'tar-split.gz'), diffDir: join(dir, 'diff'), layerDir: dir, superseded: rec.superseded };
   }
 
   /** Rebuilds the tar and compares its sha256 with the DiffID. */

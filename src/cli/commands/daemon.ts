@@ -9,6 +9,7 @@ function flagSettings(f: ParsedFlags): FlagSettings {
   const s: FlagSettings = {};
   const given = (name: string) => f.given.has(name);
   if (given('data-root')) s['data-root'] = str(f, 'data-root');
+  if (given('delta-data-root')) s['delta-data-root'] = str(f, 'delta-data-root');
   if (given('host')) s.hosts = list(f, 'host');
   if (given('group')) s.group = str(f, 'group');
   if (given('pidfile')) s.pidfile = str(f, 'pidfile');
@@ -42,6 +43,7 @@ export const daemonCommand: Command = {
   usage: 'skiff daemon [OPTIONS]',
   flags: [
     { name: 'data-root', type: 'string', value: 'path', description: 'Root directory of persistent state', default: '/var/lib/skiff' },
+    { name: 'delta-data-root', type: 'string', value: 'path', description: 'Another data root, read only, searched for delta base images' },
     { name: 'host', short: 'H', type: 'list', value: 'list', description: 'Daemon socket(s) to listen on: unix:///path, fd://, tcp://addr:port (default unix:///var/run/skiff.sock)' },
     { name: 'config-file', type: 'string', value: 'path', description: 'Daemon configuration file', default: DEFAULT_CONFIG_FILE },
     { name: 'group', short: 'G', type: 'string', value: 'name', description: 'Group owning the unix socket(s)', default: 'skiff' },

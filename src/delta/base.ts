@@ -1,0 +1,145 @@
+// The delta base: the concatenated tars of every layer of the base image,
+// exactly as their DiffIDs hash them, read at random offsets. The tars are
+// never stored: an index maps each base offset to a tar-split segment (raw
+// header and padding bytes, kept in memory) or to a range of a file on disk,
+// which is read with positioned reads. Memory is the index only: O(entries).
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SystemError } from '../errors.js';
+import type { LayerSplit } from '../store/layers.js';
+import { readSplit } from '../store/tarsplit.js';
+import type { BaseSource } from './format.js';
+
+interface FilePart {
+  path: string;
+  size: number;
+}
+
+const OPEN_FILES = 16;
+
+export class BaseStream implements BaseSource {
+  /** Base offset where part i starts; one more entry holds the total. */
+  private starts: number[] = [0];
+  private parts: Array<Buffer | FilePart> = [];
+  private readonly fds = new Map<string, FileHandle>();
+  /** Bytes of raw segments held (the index's main cost). */
+  segmentBytes = 0;
+
+  get size(): number {
+    return this.starts[this.starts.length - 1] as number;
+  }
+
+  /** Entries in the index. */
+  get entries(): number {
+    return this.parts.length;
+  }
+
+  private push(part: Buffer | FilePart, len: number): void {
+    if (len === 0) return;
+    const last = this.parts[this.parts.length - 1];
+    if (Buffer.isBuffer(part) && Buffer.isBuffer(last) && last.length < 64 * 1024) {
+      // Adjacent segments (a file's padding, the next header) become one.
+      this.parts[this.parts.length - 1] = Buffer.concat([last, part]);
+      this.starts[this.starts.length - 1] = this.size + len;
+    } else {
+      this.parts.push(part);
+      this.starts.push(this.size + len);
+    }
+    if (Buffer.isBuffer(part)) this.segmentBytes += len;
+  }
+
+  /** Appends one layer's tar (in base order). */
+  async addLayer(l: LayerSplit): Promise<void> {
+    for await (const rec of readSplit(l.splitPath)) {
+      if ('s' in rec) {
+        const b = Buffer.from(rec.s, 'base64');
+        this.push(b, b.length);
+      } else {
+        const moved = l.superseded[String(rec.k)];
+        this.push({ path: moved ? join(l.layerDir, moved) : join(l.diffDir, rec.p), size: rec.n }, rec.n);
+      }
+    }
+  }
+
+  private async fd(path: string): Promise<FileHandle> {
+    const have = this.fds.get(path);
+    if (have) {
+      this.fds.delete(path);
+      this.fds.set(path, have);
+      return have;
+    }
+    const fh = await open(path, 'r').catch((err: Error) => {
+      throw new SystemError(`delta base content missing: ${path}: ${err.message}`);
+    });
+    this.fds.set(path, fh);
+    if (this.fds.size > OPEN_FILES) {
+      const [oldest, h] = this.fds.entries().next().value as [string, FileHandle];
+      this.fds.delete(oldest);
+      await h.close();
+    }
+    return fh;
+  }
+
+  /** Index of the part holding base offset `off`. */
+  private find(off: number): number {
+    let lo = 0;
+    let hi = this.parts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((this.starts[mid] as number) <= off) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  async read(offset: number, len: number): Promise<Buffer> {
+    if (offset < 0 || offset + len > this.size) throw new SystemError(`delta base read ${offset}+${len} is outside the base (${this.size} bytes)`);
+    const out = Buffer.allocUnsafe(len);
+    let done = 0;
+    let i = this.find(offset);
+    while (done < len) {
+      const part = this.parts[i] as Buffer | FilePart;
+      const start = this.starts[i] as number;
+      const inPart = offset + done - start;
+      const partLen = (this.starts[i + 1] as number) - start;
+      const n = Math.min(len - done, partLen - inPart);
+      if (Buffer.isBuffer(part)) {
+        part.copy(out, done, inPart, inPart + n);
+      } else {
+        const fh = await this.fd(part.path);
+        let got = 0;
+        while (got < n) {
+          const { bytesRead } = await fh.read(out, done + got, n - got, inPart + got);
+          if (bytesRead === 0) throw new SystemError(`delta base content truncated: ${part.path}`);
+          got += bytesRead;
+        }
+      }
+      done += n;
+      i++;
+    }
+    return out;
+  }
+
+  /** The whole base, in order. */
+  async *stream(chunk = 1 << 20): AsyncGenerator<Buffer> {
+    for (let off = 0; off < this.size; off += chunk) yield await this.read(off, Math.min(chunk, this.size - off));
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.fds.values()];
+    this.fds.clear();
+    await Promise.all(all.map((h) => h.close().catch(() => undefined)));
+  }
+}
+
+/** The base stream of an image whose layers (bottom first) are described by `splits`. */
+export async function openBase(splits: LayerSplit[]): Promise<BaseStream> {
+  const b = new BaseStream();
+  try {
+    for (const s of splits) await b.addLayer(s);
+  } catch (err) {
+    await b.close();
+    throw err;
+  }
+  return b;
+}
