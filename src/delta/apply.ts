@@ -8,7 +8,7 @@ import { applyLayer } from '../store/apply.js';
 import { chainIdsOf, diffIdsOf, imageIdOf, type ImageStore, type StoredImage } from '../store/images.js';
 import type { LayerStore } from '../store/layers.js';
 import { openBase, type BaseStream } from './base.js';
-import { patch, type BaseSource } from './format.js';
+import { patch } from './format.js';
 import { deltaOfLayer } from './layer.js';
 
 export const LABEL_BASE = 'io.resin.delta.base';
@@ -62,10 +62,22 @@ export async function openDeltaBase(stores: BaseStore[], baseId: string): Promis
   throw new NotFound(`loading delta base image "${baseId}": image not found in the image store${stores.length > 1 ? ' or the delta store' : ''}`);
 }
 
-/** The target layer's tar, from a delta layer's tar (uncompressed) and the base. */
-export async function* patchLayer(deltaLayer: AsyncIterable<Buffer>, base: BaseSource): AsyncGenerator<Buffer> {
+/**
+ * Target layer i's tar, from the delta image's layer i (its uncompressed tar)
+ * and the base. An empty delta layer stands for a layer the target shares
+ * with the base at the same position: it comes from the base itself (when
+ * the base sits in the delta store, the target's copy is not local yet).
+ */
+export async function* patchLayer(deltaLayer: AsyncIterable<Buffer>, base: BaseStream, i: number): AsyncGenerator<Buffer> {
   try {
-    yield* patch(deltaOfLayer(deltaLayer), base);
+    const delta = await deltaOfLayer(deltaLayer);
+    if (delta) {
+      yield* patch(delta, base);
+      return;
+    }
+    const range = base.layers[i];
+    if (!range) throw new InvalidParameter('unexpected EOF, invalid delta tar archive');
+    yield* base.stream(1 << 20, range[0], range[1]);
   } catch (err) {
     if (err instanceof SkiffError && err.kind !== 'invalid-parameter') throw err;
     throw new InvalidParameter(`applying delta: ${(err as Error).message}`, { cause: err });
@@ -105,7 +117,7 @@ export async function applyDeltaImage(
         continue;
       }
       base ??= await openDeltaBase(ctx.bases, info.base);
-      await applyLayer(ctx.layers, patchLayer(deltaLayer(i), base), {
+      await applyLayer(ctx.layers, patchLayer(deltaLayer(i), base, i), {
         diffId: info.diffIds[i] as string,
         parent: i === 0 ? null : (info.chainIds[i - 1] as string),
       });

@@ -24,6 +24,8 @@ export class BaseStream implements BaseSource {
   private readonly fds = new Map<string, FileHandle>();
   /** Bytes of raw segments held (the index's main cost). */
   segmentBytes = 0;
+  /** [start, end) of each layer's tar in the base. */
+  readonly layers: Array<[number, number]> = [];
 
   get size(): number {
     return this.starts[this.starts.length - 1] as number;
@@ -50,6 +52,7 @@ export class BaseStream implements BaseSource {
 
   /** Appends one layer's tar (in base order). */
   async addLayer(l: LayerSplit): Promise<void> {
+    const start = this.size;
     for await (const rec of readSplit(l.splitPath)) {
       if ('s' in rec) {
         const b = Buffer.from(rec.s, 'base64');
@@ -59,6 +62,7 @@ export class BaseStream implements BaseSource {
         this.push({ path: moved ? join(l.layerDir, moved) : join(l.diffDir, rec.p), size: rec.n }, rec.n);
       }
     }
+    this.layers.push([start, this.size]);
   }
 
   private async fd(path: string): Promise<FileHandle> {
@@ -120,9 +124,9 @@ export class BaseStream implements BaseSource {
     return out;
   }
 
-  /** The whole base, in order. */
-  async *stream(chunk = 1 << 20): AsyncGenerator<Buffer> {
-    for (let off = 0; off < this.size; off += chunk) yield await this.read(off, Math.min(chunk, this.size - off));
+  /** The whole base (or the range [from, to)), in order. */
+  async *stream(chunk = 1 << 20, from = 0, to = this.size): AsyncGenerator<Buffer> {
+    for (let off = from; off < to; off += chunk) yield await this.read(off, Math.min(chunk, to - off));
   }
 
   async close(): Promise<void> {

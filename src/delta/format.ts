@@ -131,9 +131,7 @@ const COPY_CHUNK = 256 * 1024;
  */
 export async function* patch(delta: AsyncIterable<Buffer>, base: BaseSource): AsyncGenerator<Buffer> {
   const cur = new Cursor(delta[Symbol.asyncIterator]());
-  const magic = (await cur.exact(4).catch(() => {
-    throw new DeltaError('unexpected EOF: delta too short for its magic number');
-  })).readUInt32BE(0);
+  const magic = (await cur.exact(4)).readUInt32BE(0);
   if (magic !== DELTA_MAGIC) {
     throw new DeltaError(`Got magic number ${magic.toString(16).padStart(8, '0')} rather than expected value ${DELTA_MAGIC.toString(16)}`);
   }

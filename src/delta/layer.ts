@@ -47,13 +47,16 @@ export async function* deltaLayerTar(size: number, body: AsyncIterable<Buffer>):
 }
 
 /**
- * The delta inside a delta layer's tar. The rest of the tar is read to its
+ * The delta inside a delta layer's tar, or undefined for an empty layer (a
+ * layer the target shares with the base). The rest of the tar is read to its
  * end after the delta, so whatever hashes the stream sees all of it.
  */
-export async function* deltaOfLayer(tar: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+export async function deltaOfLayer(tar: AsyncIterable<Buffer>): Promise<AsyncIterable<Buffer> | undefined> {
   const { entries } = readTar(tar);
   const first = await entries.next();
-  if (first.done) throw new InvalidParameter('unexpected EOF, invalid delta tar archive');
-  yield* first.value.body;
-  for await (const e of entries) for await (const _ of e.body);
+  if (first.done) return undefined;
+  return (async function* () {
+    yield* first.value.body;
+    for await (const e of entries) for await (const _ of e.body);
+  })();
 }

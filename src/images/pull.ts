@@ -224,7 +224,7 @@ async function runLayers(
         if (current !== desc.size) throw new InvalidParameter(`layer ${desc.digest}: got ${current} bytes, the manifest says ${desc.size}`);
       }
       const layerTar = layerCompression(desc.mediaType) === 'gzip' ? gunzipped(counted()) : counted();
-      const tar = deltaBase ? patchLayer(layerTar, await deltaBase()) : layerTar;
+      const tar = deltaBase ? patchLayer(layerTar, await deltaBase(), i) : layerTar;
       await applyLayer(ctx.layers, tar, {
         diffId: target.diffIds[i] as string,
         parent: i === 0 ? null : (target.chainIds[i - 1] as string),
