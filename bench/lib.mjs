@@ -204,7 +204,7 @@ export async function makeLayer(entries) {
   });
   for (const e of entries) {
     const type = e.type ?? 'file';
-    const header = { name: e.name, type, mode: e.mode ?? (type === 'file' ? 0o644 : 0o755), uid: 0, gid: 0, mtime: MTIME, size: e.data?.length ?? 0, linkname: e.linkname };
+    const header = { name: e.name, type, mode: e.mode ?? (type === 'file' ? 0o644 : 0o755), uid: 0, gid: 0, mtime: e.mtime ?? MTIME, size: e.data?.length ?? 0, linkname: e.linkname };
     await new Promise((resolve, reject) => {
       const cb = (err) => (err ? reject(err) : resolve());
       if (e.data) p.entry(header, e.data, cb);
