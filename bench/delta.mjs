@@ -369,6 +369,9 @@ async function main() {
         createRss: createPeak,
         createRssOverIdle: createPeak - memBefore,
       };
+      // The daemon logs what the base fingerprint held: the hash index and the tar-split segments.
+      const logged = [...d.proc.log().matchAll(/delta created.*?base-bytes=(\d+) index-bytes=(\d+) segment-bytes=(\d+)/g)].pop();
+      if (logged) Object.assign(skiff, { baseBytes: Number(logged[1]), indexBytes: Number(logged[2]), segmentBytes: Number(logged[3]) });
       await pushDelta(reg.url, `p${n}/delta`, 'v1', blobs);
       await d.rmi(`p${n}-delta:v1`);
       await d.rmi(`${reg.host}/p${n}/target:v1`);
@@ -393,7 +396,6 @@ async function main() {
         targetChangedBytes: changedTargets.reduce((s, l) => s + l.tar.length, 0),
         targetChangedGz: changedTargets.reduce((s, l) => s + l.size, 0),
         skiff,
-        indexRatio: undefined,
       };
       if (changedTargets.length > 0) {
         const dir = path.join(tmp, `tools${n}`);
@@ -431,12 +433,12 @@ function print(r) {
 
 function table(rows) {
   const lines = [
-    '| pair | changed target (tar / gz) | skiff shipped | balena rdiff -b 512 + gzip | skiff / balena | xdelta3 -9 | zstd -19 --patch-from | skiff create s / peak RSS MiB (over idle) | rdiff create s / RSS | skiff apply s / peak RSS MiB (over idle) | rdiff apply s / RSS |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| pair | base tar | changed target (tar / gz) | skiff shipped | balena rdiff -b 512 + gzip | skiff / balena | xdelta3 -9 | zstd -19 --patch-from | skiff index + segments (% of base) | skiff create s / daemon peak RSS MiB (over idle) | rdiff create s / RSS MiB | skiff apply (delta pull) s / daemon peak RSS MiB (over idle) | rdiff patch s / RSS MiB |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.pair} | ${kB(r.targetChangedBytes)} / ${kB(r.targetChangedGz)} | ${kB(r.skiff.shipped)} | ${kB(r.rdiff?.shipped)} | ${r.rdiff ? round(r.skiff.shipped / r.rdiff.shipped, 3) : '-'} | ${kB(r.xdelta3?.shipped)} | ${kB(r.zstd?.shipped)} | ${s(r.skiff.createSecs)} / ${MiB(r.skiff.createRss)} (${MiB(r.skiff.createRssOverIdle)}) | ${s(r.rdiff?.createSecs)} / ${MiB(r.rdiff?.createRss)} | ${s(r.skiff.applySecs)} / ${MiB(r.skiff.applyRss)} (${MiB(r.skiff.applyRssOverIdle)}) | ${s(r.rdiff?.applySecs)} / ${MiB(r.rdiff?.applyRss)} |`,
+      `| ${r.pair} | ${kB(r.baseBytes)} | ${kB(r.targetChangedBytes)} / ${kB(r.targetChangedGz)} | ${kB(r.skiff.shipped)} | ${kB(r.rdiff?.shipped)} | ${r.rdiff ? round(r.skiff.shipped / r.rdiff.shipped, 3) : '-'} | ${kB(r.xdelta3?.shipped)} | ${kB(r.zstd?.shipped)} | ${r.skiff.indexBytes === undefined ? '-' : `${kB(r.skiff.indexBytes)} + ${kB(r.skiff.segmentBytes)} (${round((100 * (r.skiff.indexBytes + r.skiff.segmentBytes)) / r.skiff.baseBytes, 1)} %)`} | ${s(r.skiff.createSecs)} / ${MiB(r.skiff.createRss)} (${MiB(r.skiff.createRssOverIdle)}) | ${s(r.rdiff?.createSecs)} / ${MiB(r.rdiff?.createRss)} | ${s(r.skiff.applySecs)} / ${MiB(r.skiff.applyRss)} (${MiB(r.skiff.applyRssOverIdle)}) | ${s(r.rdiff?.applySecs)} / ${MiB(r.rdiff?.applyRss)} |`,
     );
   }
   console.log(lines.join('\n'));

@@ -226,6 +226,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
       dataRoot: root.path,
       lookup: (name) => service.lookup(name),
       tag: (id, ref) => service.tag(id, ref, undefined),
+      logger,
     }),
     containers,
     events,

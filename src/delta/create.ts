@@ -32,8 +32,10 @@ export interface DeltaResult {
   /** Uncompressed bytes of the target layers that differ, and of their deltas. */
   normalSize: number;
   deltaSize: number;
-  /** The base fingerprint's memory (index + tar-split segments). */
+  /** The base stream's size, and the memory its fingerprint held (hash index; tar-split segments). */
+  baseBytes: number;
   indexBytes: number;
+  segmentBytes: number;
 }
 
 const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
@@ -114,7 +116,7 @@ export async function createDelta(
     const image = await ctx.images.put(config);
     const ratio = deltaSize > 0 ? normalSize / deltaSize : 0;
     emit({ status: `Normal size: ${humanSize(normalSize)}, Delta size: ${humanSize(deltaSize)}, ${ratio.toFixed(2)}x improvement` });
-    return { image, normalSize, deltaSize, indexBytes: index.bytes + base.segmentBytes };
+    return { image, normalSize, deltaSize, baseBytes: base.size, indexBytes: index.bytes, segmentBytes: base.segmentBytes };
   } finally {
     await base.close();
   }

@@ -110,12 +110,28 @@ export class DeltaEncoder {
     await this.write(magicBytes());
   }
 
+  /** Chunks not yet joined to `win` (joining on every chunk would copy the window each time). */
+  private incoming: Buffer[] = [];
+  private incomingBytes = 0;
+
+  private join(): void {
+    if (this.incoming.length === 0) return;
+    this.win = Buffer.concat([this.win, ...this.incoming]);
+    this.incoming = [];
+    this.incomingBytes = 0;
+  }
+
   async push(chunk: Buffer): Promise<void> {
-    this.win = this.win.length ? Buffer.concat([this.win, chunk]) : chunk;
-    if (this.win.length - this.scan >= LOOKAHEAD * 2) await this.run(false);
+    this.incoming.push(chunk);
+    this.incomingBytes += chunk.length;
+    if (this.win.length + this.incomingBytes - this.scan >= LOOKAHEAD * 2) {
+      this.join();
+      await this.run(false);
+    }
   }
 
   async end(): Promise<void> {
+    this.join();
     await this.run(true);
     await this.flushLiteral(this.win.length);
     await this.flushCopy();

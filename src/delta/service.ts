@@ -4,6 +4,7 @@
 // which start-up empties: nothing there outlives the request that made it.
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import type { Logger } from '../log/logger.js';
 import type { ImageStore, StoredImage } from '../store/images.js';
 import type { LayerStore } from '../store/layers.js';
 import { createDelta, type DeltaEvent } from './create.js';
@@ -16,6 +17,7 @@ export interface DeltaServiceOptions {
   lookup(name: string): StoredImage;
   /** Tags an image (`t`), as POST /images/{name}/tag does. */
   tag(id: string, ref: string): Promise<void>;
+  logger?: Logger;
 }
 
 export interface PreparedDelta {
@@ -42,6 +44,14 @@ export class DeltaService {
     return {
       run: async (emit) => {
         const r = await createDelta({ layers: this.o.layers, images: this.o.images, tmpDir: this.tmpDir }, { image: base, name: src }, target, emit);
+        this.o.logger?.info('delta created', {
+          delta: r.image.id,
+          'base-bytes': r.baseBytes,
+          'index-bytes': r.indexBytes,
+          'segment-bytes': r.segmentBytes,
+          'target-bytes': r.normalSize,
+          'delta-bytes': r.deltaSize,
+        });
         emit({ status: `Created delta: ${r.image.id}` });
         if (tag) {
           await this.o.tag(r.image.id, tag);
