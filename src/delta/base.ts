@@ -21,7 +21,7 @@ export class BaseStream implements BaseSource {
   /** Base offset where part i starts; one more entry holds the total. */
   private starts: number[] = [0];
   private parts: Array<Buffer | FilePart> = [];
-  private readonly fds = new Map<string, FileHandle>();
+  private readonly fds = new Map<string, { fh: Promise<FileHandle>; users: number }>();
   /** Bytes of raw segments held (the index's main cost). */
   segmentBytes = 0;
   /** [start, end) of each layer's tar in the base. */
@@ -65,23 +65,39 @@ export class BaseStream implements BaseSource {
     this.layers.push([start, this.size]);
   }
 
-  private async fd(path: string): Promise<FileHandle> {
-    const have = this.fds.get(path);
-    if (have) {
+  /**
+   * An open handle for `path`, shared: patches of several layers read the base
+   * at once, so a handle is only closed (least recently used first) when no
+   * read holds it.
+   */
+  private async withFile<T>(path: string, use: (fh: FileHandle) => Promise<T>): Promise<T> {
+    let slot = this.fds.get(path);
+    if (slot) {
       this.fds.delete(path);
-      this.fds.set(path, have);
-      return have;
+    } else {
+      slot = {
+        users: 0,
+        fh: open(path, 'r').catch((err: Error) => {
+          this.fds.delete(path);
+          throw new SystemError(`delta base content missing: ${path}: ${err.message}`);
+        }),
+      };
     }
-    const fh = await open(path, 'r').catch((err: Error) => {
-      throw new SystemError(`delta base content missing: ${path}: ${err.message}`);
-    });
-    this.fds.set(path, fh);
-    if (this.fds.size > OPEN_FILES) {
-      const [oldest, h] = this.fds.entries().next().value as [string, FileHandle];
-      this.fds.delete(oldest);
-      await h.close();
+    this.fds.set(path, slot);
+    slot.users++;
+    try {
+      return await use(await slot.fh);
+    } finally {
+      slot.users--;
+      if (this.fds.size > OPEN_FILES) {
+        for (const [p, s] of this.fds) {
+          if (this.fds.size <= OPEN_FILES) break;
+          if (s.users > 0) continue;
+          this.fds.delete(p);
+          await (await s.fh.catch(() => undefined))?.close();
+        }
+      }
     }
-    return fh;
   }
 
   /** Index of the part holding base offset `off`. */
@@ -110,13 +126,13 @@ export class BaseStream implements BaseSource {
       if (Buffer.isBuffer(part)) {
         part.copy(out, done, inPart, inPart + n);
       } else {
-        const fh = await this.fd(part.path);
-        let got = 0;
-        while (got < n) {
-          const { bytesRead } = await fh.read(out, done + got, n - got, inPart + got);
-          if (bytesRead === 0) throw new SystemError(`delta base content truncated: ${part.path}`);
-          got += bytesRead;
-        }
+        await this.withFile(part.path, async (fh) => {
+          for (let got = 0; got < n; ) {
+            const { bytesRead } = await fh.read(out, done + got, n - got, inPart + got);
+            if (bytesRead === 0) throw new SystemError(`delta base content truncated: ${part.path}`);
+            got += bytesRead;
+          }
+        });
       }
       done += n;
       i++;
@@ -132,7 +148,7 @@ export class BaseStream implements BaseSource {
   async close(): Promise<void> {
     const all = [...this.fds.values()];
     this.fds.clear();
-    await Promise.all(all.map((h) => h.close().catch(() => undefined)));
+    await Promise.all(all.map(async (s) => (await s.fh.catch(() => undefined))?.close()));
   }
 }
 
