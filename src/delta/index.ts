@@ -1,10 +1,9 @@
 // A sparse fingerprint index of the base stream. Only one window of W bytes
 // every S bytes is hashed and kept, in an open-addressing table of 8-byte
-// slots sized to ~1.1-2.2 slots per sample: 3.4-6.9 % of the base size at
-// S = 256, where librsync's full block signature (balenaEngine) costs
-// 15-20 %. The encoder hashes every target offset, so any common run of
-// S + W - 1 bytes still contains a sampled window; byte-exact extension then
-// finds the run's true ends.
+// slots, 1.25 slots per sample: 3.9 % of the base size at S = 256, where
+// librsync's full block signature (balenaEngine) costs 15-20 %. The encoder
+// hashes every target offset, so any common run of S + W - 1 bytes still
+// contains a sampled window; byte-exact extension then finds its true ends.
 
 /** Bytes per hashed window. */
 export const WINDOW = 32;
@@ -28,12 +27,13 @@ export function roll(h: number, out: number, inb: number): number {
   return (Math.imul(h, PRIME) - Math.imul(out, PRIME_POW) + inb) | 0;
 }
 
-function slotOf(h: number, bits: number): number {
-  return Math.imul(h, 0x9e3779b1) >>> (32 - bits);
+/** A slot in [0, size): the mixed hash scaled to the table (no power-of-two rounding of the size). */
+function slotOf(h: number, size: number): number {
+  return Math.floor(((Math.imul(h, 0x9e3779b1) >>> 0) / 4294967296) * size);
 }
 
 export class BaseIndex {
-  private readonly bits: number;
+  private readonly size: number;
   private readonly hashes: Int32Array;
   /** Sample number + 1 (0 = empty slot): offsets are sample * stride. */
   private readonly samples: Uint32Array;
@@ -42,10 +42,9 @@ export class BaseIndex {
     baseSize: number,
     readonly stride: number,
   ) {
-    const want = Math.max(1024, Math.ceil((1.3 * baseSize) / stride));
-    this.bits = Math.ceil(Math.log2(want));
-    this.hashes = new Int32Array(1 << this.bits);
-    this.samples = new Uint32Array(1 << this.bits);
+    this.size = Math.max(1024, Math.ceil((1.25 * baseSize) / stride));
+    this.hashes = new Int32Array(this.size);
+    this.samples = new Uint32Array(this.size);
   }
 
   /** Memory the index holds. */
@@ -54,9 +53,8 @@ export class BaseIndex {
   }
 
   add(h: number, sample: number): void {
-    const mask = (1 << this.bits) - 1;
-    let s = slotOf(h, this.bits);
-    for (let i = 0; i < PROBES; i++, s = (s + 1) & mask) {
+    let s = slotOf(h, this.size);
+    for (let i = 0; i < PROBES; i++, s = s + 1 === this.size ? 0 : s + 1) {
       if (this.samples[s] === 0) {
         this.hashes[s] = h;
         this.samples[s] = sample + 1;
@@ -69,9 +67,8 @@ export class BaseIndex {
 
   /** Base offsets whose sampled window has hash `h` (at most one, as repeats are not kept). */
   find(h: number): number {
-    const mask = (1 << this.bits) - 1;
-    let s = slotOf(h, this.bits);
-    for (let i = 0; i < PROBES; i++, s = (s + 1) & mask) {
+    let s = slotOf(h, this.size);
+    for (let i = 0; i < PROBES; i++, s = s + 1 === this.size ? 0 : s + 1) {
       const v = this.samples[s] as number;
       if (v === 0) return -1;
       if (this.hashes[s] === h) return (v - 1) * this.stride;

@@ -230,6 +230,21 @@ describe('delta images', () => {
     assert.equal((await inspect(d, `${reg.host}/case2/delta:v1`))?.Id, img.imageId);
   });
 
+  test('POST /images/delta errors, and `skiff image delta` on the CLI', async () => {
+    const base = pushed.get('case4/base') as PushedImage;
+    const noSrc = await api(d, 'POST', '/images/delta?dest=x');
+    assert.equal(noSrc.status, 400, noSrc.body);
+    const missing = await api(d, 'POST', `/images/delta?src=nope:1&dest=${encodeURIComponent(base.imageId)}`);
+    assert.equal(missing.status, 404, missing.body);
+    assert.match(missing.body, /No such image: nope:1/);
+    const cli = await run(SKIFF, ['-H', d.host, 'image', 'delta', base.imageId, `${reg.host}/${base.repo}`, '-t', 'cli-delta:1']);
+    assert.equal(cli.code, 0, cli.stdout + cli.stderr);
+    assert.match(cli.stdout, /^Created delta: sha256:[0-9a-f]{64}$/m);
+    assert.match(cli.stdout, /^Successfully tagged cli-delta:1$/m);
+    const bad = await run(SKIFF, ['-H', d.host, 'image', 'frobnicate', 'a', 'b']);
+    assert.equal(bad.code, 2, bad.stderr);
+  });
+
   test('missing base, corrupt, truncated and wrong-magic deltas are clear errors and change nothing', async () => {
     const fresh = await startDaemon({ config: { 'insecure-registries': [`127.0.0.1:${reg.port}`] } });
     try {
