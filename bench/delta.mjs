@@ -385,6 +385,17 @@ async function main() {
       skiff.applyRssOverIdle = skiff.applyRss - applyBefore;
       const got = await d.inspect(`${reg.host}/p${n}/delta:v1`);
       if (got?.Id !== target.id) throw new Error(`${pair.name}: the delta pull gave ${got?.Id}, not the target ${target.id}`);
+      // For scale: the same daemon pulling the target's layers the ordinary way.
+      if (target.id !== base.id) {
+        await d.rmi(`${reg.host}/p${n}/delta:v1`);
+        await d.stop();
+        await d.start();
+        const plainBefore = d.memory().rss;
+        const t2 = process.hrtime.bigint();
+        await d.pull(`${reg.host}/p${n}/target:v1`);
+        skiff.plainPullSecs = Number(process.hrtime.bigint() - t2) / 1e9;
+        skiff.plainPullRssOverIdle = d.memory().hwm - plainBefore;
+      }
 
       // The other tools diff the same bytes: base stream = all base layer tars; target = the changed layers.
       const baseTar = Buffer.concat(base.layers.map((l) => l.tar));
@@ -407,8 +418,7 @@ async function main() {
       }
       results.push(row);
       print(row);
-      await d.rmi(`${reg.host}/p${n}/delta:v1`).catch(() => undefined);
-      await d.rmi(`${reg.host}/p${n}/base:v1`).catch(() => undefined);
+      for (const ref of ['delta', 'target', 'base']) await d.rmi(`${reg.host}/p${n}/${ref}:v1`).catch(() => undefined);
     }
     await d.stop();
     await stopProc(reg.proc.child);
@@ -433,12 +443,12 @@ function print(r) {
 
 function table(rows) {
   const lines = [
-    '| pair | base tar | changed target (tar / gz) | skiff shipped | balena rdiff -b 512 + gzip | skiff / balena | xdelta3 -9 | zstd -19 --patch-from | skiff index + segments (% of base) | skiff create s / daemon peak RSS MiB (over idle) | rdiff create s / RSS MiB | skiff apply (delta pull) s / daemon peak RSS MiB (over idle) | rdiff patch s / RSS MiB |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| pair | base tar | changed target (tar / gz) | skiff shipped | balena rdiff -b 512 + gzip | skiff / balena | xdelta3 -9 | zstd -19 --patch-from | skiff index + segments (% of base) | skiff create s / daemon peak RSS MiB (over idle) | rdiff create s / RSS MiB | skiff apply (delta pull) s / daemon peak RSS MiB (over idle) | plain pull of the target s / (RSS over idle) | rdiff patch s / RSS MiB |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.pair} | ${kB(r.baseBytes)} | ${kB(r.targetChangedBytes)} / ${kB(r.targetChangedGz)} | ${kB(r.skiff.shipped)} | ${kB(r.rdiff?.shipped)} | ${r.rdiff ? round(r.skiff.shipped / r.rdiff.shipped, 3) : '-'} | ${kB(r.xdelta3?.shipped)} | ${kB(r.zstd?.shipped)} | ${r.skiff.indexBytes === undefined ? '-' : `${kB(r.skiff.indexBytes)} + ${kB(r.skiff.segmentBytes)} (${round((100 * (r.skiff.indexBytes + r.skiff.segmentBytes)) / r.skiff.baseBytes, 1)} %)`} | ${s(r.skiff.createSecs)} / ${MiB(r.skiff.createRss)} (${MiB(r.skiff.createRssOverIdle)}) | ${s(r.rdiff?.createSecs)} / ${MiB(r.rdiff?.createRss)} | ${s(r.skiff.applySecs)} / ${MiB(r.skiff.applyRss)} (${MiB(r.skiff.applyRssOverIdle)}) | ${s(r.rdiff?.applySecs)} / ${MiB(r.rdiff?.applyRss)} |`,
+      `| ${r.pair} | ${kB(r.baseBytes)} | ${kB(r.targetChangedBytes)} / ${kB(r.targetChangedGz)} | ${kB(r.skiff.shipped)} | ${kB(r.rdiff?.shipped)} | ${r.rdiff ? round(r.skiff.shipped / r.rdiff.shipped, 3) : '-'} | ${kB(r.xdelta3?.shipped)} | ${kB(r.zstd?.shipped)} | ${r.skiff.indexBytes === undefined ? '-' : `${kB(r.skiff.indexBytes)} + ${kB(r.skiff.segmentBytes)} (${round((100 * (r.skiff.indexBytes + r.skiff.segmentBytes)) / r.skiff.baseBytes, 1)} %)`} | ${s(r.skiff.createSecs)} / ${MiB(r.skiff.createRss)} (${MiB(r.skiff.createRssOverIdle)}) | ${s(r.rdiff?.createSecs)} / ${MiB(r.rdiff?.createRss)} | ${s(r.skiff.applySecs)} / ${MiB(r.skiff.applyRss)} (${MiB(r.skiff.applyRssOverIdle)}) | ${s(r.skiff.plainPullSecs)} / (${MiB(r.skiff.plainPullRssOverIdle)}) | ${s(r.rdiff?.applySecs)} / ${MiB(r.rdiff?.applyRss)} |`,
     );
   }
   console.log(lines.join('\n'));

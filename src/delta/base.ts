@@ -113,8 +113,13 @@ export class BaseStream implements BaseSource {
   }
 
   async read(offset: number, len: number): Promise<Buffer> {
-    if (offset < 0 || offset + len > this.size) throw new SystemError(`delta base read ${offset}+${len} is outside the base (${this.size} bytes)`);
     const out = Buffer.allocUnsafe(len);
+    await this.readInto(out, offset, len);
+    return out;
+  }
+
+  async readInto(out: Buffer, offset: number, len: number): Promise<void> {
+    if (offset < 0 || offset + len > this.size) throw new SystemError(`delta base read ${offset}+${len} is outside the base (${this.size} bytes)`);
     let done = 0;
     let i = this.find(offset);
     while (done < len) {
@@ -137,7 +142,6 @@ export class BaseStream implements BaseSource {
       done += n;
       i++;
     }
-    return out;
   }
 
   /** The whole base (or the range [from, to)), in order. */

@@ -16,6 +16,7 @@ const BLOCK = 64 * 1024;
 
 /** The base seen through a few cached blocks: candidates cluster, so most reads are hits. */
 class CachedBase {
+  /** Block number → its bytes; an evicted block's buffer is reused for the next miss. */
   private readonly blocks = new Map<number, Buffer>();
   constructor(private readonly base: BaseSource) {}
 
@@ -31,9 +32,18 @@ class CachedBase {
       return hit;
     }
     const start = n * BLOCK;
-    const b = await this.base.read(start, Math.min(BLOCK, this.base.size - start));
+    let buf: Buffer;
+    if (this.blocks.size >= 16) {
+      const [old, b] = this.blocks.entries().next().value as [number, Buffer];
+      this.blocks.delete(old);
+      buf = Buffer.from(b.buffer, b.byteOffset, BLOCK);
+    } else {
+      buf = Buffer.allocUnsafe(BLOCK);
+    }
+    const len = Math.min(BLOCK, this.base.size - start);
+    await this.base.readInto(buf, start, len);
+    const b = buf.subarray(0, len);
     this.blocks.set(n, b);
-    if (this.blocks.size > 16) this.blocks.delete(this.blocks.keys().next().value as number);
     return b;
   }
 
@@ -235,9 +245,9 @@ export class DeltaEncoder {
   }
 }
 
-/** Index + encode in one go, for callers whose base is a BaseSource they can also stream. */
+/** Index + encode in one go. */
 export async function encodeDelta(
-  base: BaseSource & { stream(): AsyncIterable<Buffer> },
+  base: BaseSource,
   target: AsyncIterable<Buffer>,
   write: (b: Buffer) => void | Promise<void>,
   index?: BaseIndex,
@@ -250,10 +260,15 @@ export async function encodeDelta(
   return enc.stats;
 }
 
-/** Streams the base through a new index. */
-export async function indexBase(base: BaseSource & { stream(): AsyncIterable<Buffer> }): Promise<BaseIndex> {
+/** Streams the base through a new index, through one reused buffer. */
+export async function indexBase(base: BaseSource): Promise<BaseIndex> {
   const idx = new BaseIndex(base.size, strideFor(base.size));
   const b = new IndexBuilder(idx);
-  for await (const c of base.stream()) b.push(c);
+  const buf = Buffer.allocUnsafe(256 * 1024);
+  for (let off = 0; off < base.size; off += buf.length) {
+    const n = Math.min(buf.length, base.size - off);
+    await base.readInto(buf, off, n);
+    b.push(buf.subarray(0, n));
+  }
   return idx;
 }

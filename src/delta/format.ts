@@ -66,6 +66,8 @@ export interface BaseSource {
   readonly size: number;
   /** Exactly `len` bytes at `offset` (which must lie within the base). */
   read(offset: number, len: number): Promise<Buffer>;
+  /** The same into `buf` at 0, for callers that reuse one buffer. */
+  readInto(buf: Buffer, offset: number, len: number): Promise<void>;
 }
 
 /** Reads exact byte counts from chunks as they arrive. */
@@ -164,15 +166,9 @@ export async function* patch(delta: AsyncIterable<Buffer>, base: BaseSource): As
 
 /** An in-memory base, for tests and small inputs. */
 export function bufferBase(b: Buffer): BaseSource {
-  return { size: b.length, read: async (off, len) => b.subarray(off, off + len) };
-}
-
-/** An in-memory base that can also be streamed (for the encoder's index). */
-export function streamableBuffer(b: Buffer): BaseSource & { stream(): AsyncIterable<Buffer> } {
   return {
-    ...bufferBase(b),
-    stream: async function* () {
-      for (let i = 0; i < b.length; i += 1 << 20) yield b.subarray(i, i + (1 << 20));
-    },
+    size: b.length,
+    read: async (off, len) => b.subarray(off, off + len),
+    readInto: async (buf, off, len) => void b.copy(buf, 0, off, off + len),
   };
 }

@@ -77,27 +77,35 @@ export class BaseIndex {
   }
 }
 
-/** Feeds the base stream through, sampling a window every `stride` bytes. */
+/** Feeds the base stream through, sampling a window every `stride` bytes. Chunks are not kept. */
 export class IndexBuilder {
+  /** The last WINDOW bytes before `at`: a sampled window may start there. */
   private carry: Buffer = Buffer.alloc(0);
-  /** Absolute offset of carry[0]. */
+  /** Absolute offset of the next chunk. */
   private at = 0;
   private sample = 0;
 
   constructor(readonly index: BaseIndex) {}
 
   push(chunk: Buffer): void {
-    const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
     const stride = this.index.stride;
-    let off = this.sample * stride - this.at;
-    while (off + WINDOW <= buf.length) {
-      this.index.add(windowHash(buf, off), this.sample);
+    const start = this.at;
+    const end = start + chunk.length;
+    for (let a = this.sample * stride; a + WINDOW <= end; a += stride) {
+      let h: number;
+      if (a >= start) {
+        h = windowHash(chunk, a - start);
+      } else {
+        // The window began in earlier chunks (maybe several short ones): carry has their last bytes.
+        const joined = Buffer.concat([this.carry, chunk.subarray(0, WINDOW)]);
+        h = windowHash(joined, a - (start - this.carry.length));
+      }
+      this.index.add(h, this.sample);
       this.sample++;
-      off += stride;
     }
-    const keep = Math.min(off, buf.length);
-    this.carry = Buffer.from(buf.subarray(keep));
-    this.at += keep;
+    const tail = chunk.length >= WINDOW ? chunk.subarray(chunk.length - WINDOW) : Buffer.concat([this.carry, chunk]).subarray(-WINDOW);
+    this.carry = Buffer.from(tail);
+    this.at = end;
   }
 }
 

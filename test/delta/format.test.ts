@@ -5,7 +5,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { encodeDelta } from '../../src/delta/encoder.js';
-import { bufferBase, copyCommand, DeltaError, endCommand, literalCommand, magicBytes, patch, streamableBuffer } from '../../src/delta/format.js';
+import { bufferBase, copyCommand, DeltaError, endCommand, literalCommand, magicBytes, patch } from '../../src/delta/format.js';
+import { BaseIndex, IndexBuilder, windowHash, WINDOW } from '../../src/delta/index.js';
 import { tempDir } from '../helpers/daemon.js';
 
 function prng(n: number, seed: string): Buffer {
@@ -24,7 +25,7 @@ async function* chunked(b: Buffer, size = 1000): AsyncGenerator<Buffer> {
 
 async function encode(base: Buffer, target: Buffer): Promise<Buffer> {
   const out: Buffer[] = [];
-  await encodeDelta(streamableBuffer(base), chunked(target, 4096), (b) => void out.push(Buffer.from(b)));
+  await encodeDelta(bufferBase(base), chunked(target, 4096), (b) => void out.push(Buffer.from(b)));
   return Buffer.concat(out);
 }
 
@@ -132,4 +133,25 @@ test('rdiff patch applies skiff deltas; skiff applies rdiff deltas', async () =>
     const out = await collect(patch(chunked(rd, 777), bufferBase(base)));
     assert.ok(out.equals(target), `block ${block}`);
   }
+});
+
+test('the index samples the same windows whatever the chunking', () => {
+  const base = prng(100_003, 'idx');
+  const whole = new BaseIndex(base.length, 64);
+  new IndexBuilder(whole).push(base);
+  for (const size of [1, 31, 32, 33, 1000, 4099]) {
+    const idx = new BaseIndex(base.length, 64);
+    const b = new IndexBuilder(idx);
+    for (let i = 0; i < base.length; i += size) b.push(base.subarray(i, i + size));
+    for (let off = 0; off + WINDOW <= base.length; off += 64) {
+      const h = windowHash(base, off);
+      assert.equal(idx.find(h), whole.find(h), `chunk ${size}, sample at ${off}: ${idx.find(h)} vs ${whole.find(h)}`);
+    }
+  }
+  // The table is lossy on purpose (8 probes at most, 1.25 slots per sample) but keeps nearly all.
+  let kept = 0;
+  let samples = 0;
+  for (let off = 0; off + WINDOW <= base.length; off += 64, samples++) if (whole.find(windowHash(base, off)) === off) kept++;
+  assert.ok(kept / samples > 0.93, `${kept} of ${samples} samples kept`);
+  assert.ok(whole.bytes < base.length * 0.2, `index is ${whole.bytes} bytes`);
 });
