@@ -3,15 +3,16 @@
 // ChainID at that position, else tar{delta} with the delta of that target
 // layer against the whole base stream. The config carries the base ID and the
 // target's raw config as labels, so applying it yields the target's image ID.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { applyLayer } from '../store/apply.js';
 import type { ImageStore, StoredImage } from '../store/images.js';
 import type { LayerStore } from '../store/layers.js';
 import { LABEL_BASE, LABEL_CONFIG } from './apply.js';
-import { openBase } from './base.js';
+import { openBase, type BaseStream } from './base.js';
 import { encodeDelta, indexBase } from './encoder.js';
+import type { BaseIndex } from './index.js';
 import { deltaLayerTar, EMPTY_LAYER_DIFF_ID, emptyLayerTar } from './layer.js';
 
 /** A progress line: balena's statuses, keyed by the base ref or a target layer's short ID. */
@@ -71,26 +72,10 @@ export async function createDelta(
         diffId = EMPTY_LAYER_DIFF_ID;
       } else {
         emit({ id, status: 'Computing delta' });
-        file = join(ctx.tmpDir, `delta-${process.pid}-${Date.now()}-${i}`);
-        const fh = await fs.open(file, 'wx', 0o600);
-        let size = 0;
-        try {
-          let targetBytes = 0;
-          async function* counted(s: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-            for await (const c of s) {
-              targetBytes += c.length;
-              yield c;
-            }
-          }
-          await encodeDelta(base, counted(ctx.layers.tar(dest.chainIds[i] as string)), async (b) => {
-            await fh.write(b);
-            size += b.length;
-          }, index);
-          normalSize += targetBytes;
-          deltaSize += size;
-        } finally {
-          await fh.close();
-        }
+        file = join(ctx.tmpDir, `delta-${randomBytes(8).toString('hex')}`);
+        const { size, targetBytes } = await writeDelta(file, base, index, ctx.layers.tar(dest.chainIds[i] as string));
+        normalSize += targetBytes;
+        deltaSize += size;
         const path = file;
         tar = () => deltaLayerTar(size, createReadStream(path));
         const h = createHash('sha256');
@@ -119,6 +104,31 @@ export async function createDelta(
     return { image, normalSize, deltaSize, baseBytes: base.size, indexBytes: index.bytes, segmentBytes: base.segmentBytes };
   } finally {
     await base.close();
+  }
+}
+
+/** Encodes one target layer into `file` (removed again on failure); its size is needed for the tar header. */
+async function writeDelta(file: string, base: BaseStream, index: BaseIndex, target: AsyncIterable<Buffer>): Promise<{ size: number; targetBytes: number }> {
+  const fh = await fs.open(file, 'wx', 0o600);
+  let size = 0;
+  let targetBytes = 0;
+  async function* counted(): AsyncGenerator<Buffer> {
+    for await (const c of target) {
+      targetBytes += c.length;
+      yield c;
+    }
+  }
+  try {
+    await encodeDelta(base, counted(), async (b) => {
+      await fh.write(b);
+      size += b.length;
+    }, index);
+    return { size, targetBytes };
+  } catch (err) {
+    await fs.rm(file, { force: true });
+    throw err;
+  } finally {
+    await fh.close();
   }
 }
 
