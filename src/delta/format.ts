@@ -125,7 +125,7 @@ function readUint(b: Buffer): number {
   return b.readUIntBE(0, b.length);
 }
 
-const COPY_CHUNK = 256 * 1024;
+const COPY_CHUNK = 64 * 1024;
 
 /**
  * Streams the target: delta bytes in, target bytes out, COPY ranges read from
