@@ -198,6 +198,8 @@ async function runLayers(
       return;
     }
     const job = (async () => {
+      // A delta's base is opened before the blob, so a missing base fails before any download.
+      const base = deltaBase ? await deltaBase() : undefined;
       const blobHash = createHash('sha256');
       let current = 0;
       const compressed = resumableBlob(
@@ -224,7 +226,7 @@ async function runLayers(
         if (current !== desc.size) throw new InvalidParameter(`layer ${desc.digest}: got ${current} bytes, the manifest says ${desc.size}`);
       }
       const layerTar = layerCompression(desc.mediaType) === 'gzip' ? gunzipped(counted()) : counted();
-      const tar = deltaBase ? patchLayer(layerTar, await deltaBase(), i) : layerTar;
+      const tar = base ? patchLayer(layerTar, base, i) : layerTar;
       await applyLayer(ctx.layers, tar, {
         diffId: target.diffIds[i] as string,
         parent: i === 0 ? null : (target.chainIds[i - 1] as string),
