@@ -206,6 +206,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     registry: registryClient,
     maxConcurrentUploads: config.maxConcurrentUploads,
     maxAttempts: config.maxDownloadAttempts,
+    ...(deltaStore ? { deltaStore } : {}),
   });
   const backend: Backend = {
     system: {

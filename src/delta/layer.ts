@@ -1,6 +1,9 @@
 // A delta image's layers: a common layer is Docker's empty layer (two zero
 // blocks); every other layer is a tar holding one file `delta`, as
 // balenaEngine makes them. Reading such a layer back yields the delta bytes.
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { readTar } from '../archive/reader.js';
 import { InvalidParameter } from '../errors.js';
 
@@ -44,6 +47,17 @@ export async function* deltaLayerTar(size: number, body: AsyncIterable<Buffer>):
   }
   if (n !== size) throw new InvalidParameter(`delta file changed while it was packed: ${n} bytes, expected ${size}`);
   yield Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK + 2 * BLOCK);
+}
+
+/** A delta layer's tar again, from the directory it was extracted to (docker load extracts before it knows). */
+export async function* deltaLayerFromDir(diffDir: string): AsyncGenerator<Buffer> {
+  const file = join(diffDir, 'delta');
+  const st = await stat(file).catch(() => undefined);
+  if (!st) {
+    yield* emptyLayerTar();
+    return;
+  }
+  yield* deltaLayerTar(st.size, createReadStream(file));
 }
 
 /**

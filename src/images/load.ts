@@ -11,7 +11,7 @@
 // images and tags appear. Pending layers nobody referenced are discarded.
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import { errnoCode, InvalidParameter, NotImplemented, SkiffError, SystemError } from '../errors.js';
+import { errnoCode, InvalidParameter, SkiffError, SystemError } from '../errors.js';
 import { decompressed, peek, compressionOf, gunzipped } from '../archive/compression.js';
 import { readTar } from '../archive/reader.js';
 import { parseManifest, type Descriptor } from '../pull/manifest.js';
@@ -21,6 +21,8 @@ import { applyLayer, extractPending, type PendingLayer } from '../store/apply.js
 import { chainIdsOf, diffIdsOf, type ImageStore, type StoredImage } from '../store/images.js';
 import type { LayerStore } from '../store/layers.js';
 import type { RefStore } from '../store/refs.js';
+import { applyDeltaImage as patchDeltaImage, type BaseStore } from '../delta/apply.js';
+import { deltaLayerFromDir } from '../delta/layer.js';
 
 export type LoadEvent =
   | { kind: 'progress'; id: string; current: number; total: number }
@@ -30,6 +32,8 @@ export interface LoadDeps {
   layers: LayerStore;
   images: ImageStore;
   refs: RefStore;
+  /** `--delta-data-root`: another store searched for delta bases. */
+  deltaStore?: BaseStore;
 }
 
 /** The label balena's delta images carry: the target's config. */
@@ -138,7 +142,7 @@ export async function loadImages(deps: LoadDeps, body: AsyncIterable<Buffer>, em
     // Everything is checked: now the store changes.
     for (const img of plan) {
       if (isDeltaImage(img.config)) {
-        await applyDeltaImage(deps, img);
+        await applyDeltaImage(deps, img, emit);
         continue;
       }
       await commitImage(deps, img, members, emit);
@@ -160,8 +164,13 @@ function isDeltaImage(config: Buffer): boolean {
  * `<diffDir>/delta`; a common one is empty). Whatever is not committed here
  * is discarded when the load ends.
  */
-async function applyDeltaImage(_deps: LoadDeps, _img: LoadedImage): Promise<StoredImage> {
-  throw new NotImplemented('loading delta images is not supported yet');
+async function applyDeltaImage(deps: LoadDeps, img: LoadedImage, emit: (e: LoadEvent) => void): Promise<StoredImage> {
+  const image = await patchDeltaImage(
+    { layers: deps.layers, images: deps.images, bases: [{ layers: deps.layers, images: deps.images }, ...(deps.deltaStore ? [deps.deltaStore] : [])] },
+    img.config,
+    (i) => deltaLayerFromDir((img.layers[i] as PendingLayer).diffDir),
+  );
+  return tagLoaded(deps, image, img.tags, emit);
 }
 
 async function commitImage(deps: LoadDeps, img: LoadedImage, members: Map<string, Member>, emit: (e: LoadEvent) => void): Promise<StoredImage> {
@@ -180,17 +189,21 @@ async function commitImage(deps: LoadDeps, img: LoadedImage, members: Map<string
       await applyLayer(deps.layers, deps.layers.tar(m.committed), { diffId: img.diffIds[i] as string, parent });
     }
   }
-  const image = await deps.images.put(img.config);
-  for (const t of img.tags) {
+  return tagLoaded(deps, await deps.images.put(img.config), img.tags, emit);
+}
+
+/** Points the archive's tags at the image and reports it, as dockerd does. */
+async function tagLoaded(deps: LoadDeps, image: StoredImage, tags: string[], emit: (e: LoadEvent) => void): Promise<StoredImage> {
+  for (const t of tags) {
     const prev = deps.refs.get(t);
     if (prev && prev !== image.id) {
       emit({ kind: 'loaded', text: `The image ${familiarString(parseReference(t))} already exists, renaming the old one with ID ${prev} to empty string\n` });
     }
   }
-  if (img.tags.length > 0) await deps.refs.set(img.tags.map((t) => [t, image.id]));
+  if (tags.length > 0) await deps.refs.set(tags.map((t) => [t, image.id]));
   image.meta.lastTagTime = Date.now();
-  if (img.tags.length === 0) emit({ kind: 'loaded', text: `Loaded image ID: ${image.id}\n`, imageId: image.id });
-  for (const t of img.tags) emit({ kind: 'loaded', text: `Loaded image: ${familiarString(parseReference(t))}\n`, imageId: image.id });
+  if (tags.length === 0) emit({ kind: 'loaded', text: `Loaded image ID: ${image.id}\n`, imageId: image.id });
+  for (const t of tags) emit({ kind: 'loaded', text: `Loaded image: ${familiarString(parseReference(t))}\n`, imageId: image.id });
   return image;
 }
 

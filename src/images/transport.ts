@@ -9,6 +9,7 @@ import type { DistributionStore } from '../store/distribution.js';
 import type { ImageStore, StoredImage } from '../store/images.js';
 import type { LayerStore } from '../store/layers.js';
 import type { RefStore } from '../store/refs.js';
+import type { BaseStore } from '../delta/apply.js';
 import { loadImages, type LoadEvent } from './load.js';
 import { preparePush, type PreparedPush } from './push.js';
 import { saveImages } from './save.js';
@@ -26,6 +27,8 @@ export interface TransportOptions {
   maxAttempts: number;
   /** First retry delay; tests shorten it. */
   retryBackoffMs?: number;
+  /** `--delta-data-root`: another store searched for the bases of loaded delta images. */
+  deltaStore?: BaseStore;
 }
 
 export class TransportService {
@@ -40,7 +43,8 @@ export class TransportService {
 
   async load(body: AsyncIterable<Buffer>, emit: (e: LoadEvent) => void): Promise<void> {
     const announced = new Set<string>();
-    await loadImages({ layers: this.o.layers, images: this.o.images, refs: this.o.refs }, body, (e) => {
+    const deps = { layers: this.o.layers, images: this.o.images, refs: this.o.refs, ...(this.o.deltaStore ? { deltaStore: this.o.deltaStore } : {}) };
+    await loadImages(deps, body, (e) => {
       // dockerd names the image by its ID in load events, one per image.
       if (e.kind === 'loaded' && e.imageId && !announced.has(e.imageId)) {
         announced.add(e.imageId);

@@ -262,17 +262,55 @@ describe('push, save and load', () => {
       }
     });
 
-    test('a delta image is handed to the delta step, which refuses it for now', async () => {
-      const delta = await makeLayer([{ name: 'delta', data: 'not really a delta' }]);
-      const di = await reg.pushImage('src/delta', 'v1', [delta], undefined, { config: { labels: { 'io.resin.delta.base': img.imageId, 'io.resin.delta.config': '{}' } } });
-      assert.equal((await dk(d, ['pull', `${reg.host}/src/delta:v1`])).code, 0);
+    test('docker load of a delta image patches it against the local base: the target appears; no base is an error', async () => {
+      // The target: the app layer with a small edit. d makes the delta, d2 (which has src/app:v1) loads it.
+      const data = Buffer.from(pseudoRandom(1_500_000, 'app'));
+      data.write('a small change', 700_000);
+      const app2 = await makeLayer([
+        { name: 'etc/.wh.old.conf' },
+        { name: 'app/', type: 'directory' },
+        { name: 'app/data.bin', data },
+        { name: 'app/run', type: 'symlink', linkname: '/bin/tool' },
+      ]);
+      const target = await reg.pushImage('src/app2', 'v1', [base, app2]);
+      assert.equal((await dk(d, ['pull', `${reg.host}/src/app2:v1`])).code, 0);
+      const made = await new Promise<string>((resolve, reject) => {
+        const q = `src=${encodeURIComponent(`${reg.host}/src/app:v1`)}&dest=${encodeURIComponent(`${reg.host}/src/app2:v1`)}&t=${encodeURIComponent(`${reg.host}/src/app2:delta`)}`;
+        const req = httpRequest({ socketPath: d.socket, method: 'POST', path: `/images/delta?${q}`, headers: { host: 'docker' } }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve(body));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.match(made, /Created delta: sha256:[0-9a-f]{64}/, made);
       const file = join(work, 'delta.tar');
-      assert.equal((await dk(d, ['save', '-o', file, `${reg.host}/src/delta:v1`])).code, 0);
-      assert.equal((await dk(d2, ['image', 'inspect', di.imageId])).code, 1);
+      assert.equal((await dk(d, ['save', '-o', file, `${reg.host}/src/app2:delta`])).code, 0);
+      assert.ok(readFileSync(file).length < 100_000, 'the saved delta image is small');
+
+      const fresh = await startDaemon();
+      try {
+        const no = await dk(fresh, ['load', '-i', file]);
+        assert.equal(no.code, 1);
+        assert.match(no.stderr, new RegExp(`loading delta base image "${img.imageId}": `));
+        assert.equal(await imageIds(fresh), '');
+        assertOnlyCommittedLayers(fresh);
+      } finally {
+        fresh.cleanup();
+      }
+
+      assert.equal((await dk(d2, ['image', 'inspect', target.imageId])).code, 1);
       const l = await dk(d2, ['load', '-i', file]);
-      assert.equal(l.code, 1);
-      assert.match(l.stderr, /loading delta images is not supported yet/);
+      assert.equal(l.code, 0, l.stderr + l.stdout);
+      assert.match(l.stdout, /Loaded image: .*src\/app2:delta/);
+      const got = await inspect(d2, `${reg.host}/src/app2:delta`);
+      assert.equal(got.Id, target.imageId);
+      assert.deepEqual(got.RootFS.Layers, [base.diffId, app2.diffId]);
       assertOnlyCommittedLayers(d2);
+      await assertCheckClean(d2);
+      // Again: the target is there already.
+      assert.equal((await dk(d2, ['load', '-i', file])).code, 0);
     });
 
     test('a layer that no longer matches its DiffID on disk fails the save instead of writing a wrong archive', async () => {
