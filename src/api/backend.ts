@@ -17,6 +17,7 @@ import type { VolumeInfo } from '../store/volumes.js';
 import type { CreateVolumeOptions } from '../volumes/service.js';
 import type { NetworkResource } from '../net/types.js';
 import type { DeltaEvent } from '../delta/create.js';
+import type { Change, PathStat } from '../containers/files.js';
 
 export interface DeltaBackend {
   /** Resolves both images (404 before any output), then `run` streams the progress. */
@@ -115,6 +116,16 @@ export interface NetworksBackend {
   disconnect(ref: string, body: Record<string, unknown>): Promise<void>;
 }
 
+/** A container's files: docker cp, export, diff. */
+export interface FilesBackend {
+  stat(ref: string, path: string): Promise<PathStat>;
+  /** The tar streams after the stat is known; dropping the generator (return()) releases the files. */
+  archive(ref: string, path: string): Promise<{ stat: PathStat; tar: AsyncGenerator<Buffer> }>;
+  extract(ref: string, path: string, body: AsyncIterable<Buffer>, opts: { noOverwriteDirNonDir: boolean; copyUIDGID: boolean }): Promise<void>;
+  export(ref: string): Promise<AsyncGenerator<Buffer>>;
+  changes(ref: string): Promise<Change[] | null>;
+}
+
 export interface Backend {
   system: SystemBackend;
   images: ImagesBackend;
@@ -125,4 +136,5 @@ export interface Backend {
   exec: ExecBackend;
   transport: TransportBackend;
   networks: NetworksBackend;
+  files: FilesBackend;
 }

@@ -3,6 +3,7 @@ import { containerRoutes } from './routes/containers.js';
 import { deltaRoutes } from './routes/delta.js';
 import { eventRoutes } from './routes/events.js';
 import { execRoutes } from './routes/exec.js';
+import { fileRoutes } from './routes/files.js';
 import { imageRoutes } from './routes/images.js';
 import { networkRoutes } from './routes/networks.js';
 import { systemRoutes } from './routes/system.js';
@@ -18,6 +19,7 @@ export function buildRouter(backend: Backend): Router {
   transportRoutes(router, backend.transport);
   imageRoutes(router, backend.images, backend.volumes);
   containerRoutes(router, backend.containers);
+  fileRoutes(router, backend.files);
   execRoutes(router, backend.exec);
   eventRoutes(router, backend.events);
   volumeRoutes(router, backend.volumes);

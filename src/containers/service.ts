@@ -25,7 +25,7 @@ import {
   type ImageConfig,
 } from '../exec/spec.js';
 import { hostname as osHostname } from 'node:os';
-import { lstatSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { resolveUser } from '../exec/user.js';
 import type { NetworkService } from '../net/service.js';
 import { networkRequest, netView } from './netview.js';
@@ -42,6 +42,8 @@ import type { EventBus } from '../events/bus.js';
 import type { VolumeService } from '../volumes/service.js';
 import { abandonMountPoints, createMountPoints, mountsOf, releaseMountPoints, resolveVolumes } from './mounts.js';
 import type { AttachOptions, ContainerSummary, LogsOptions, WaitCondition, WaitResult } from './types.js';
+import type { OpenFiles } from './files.js';
+import { KeyedLock } from './lock.js';
 
 export interface ContainerServiceOptions {
   store: ContainerStore;
@@ -79,13 +81,15 @@ export class ContainerService {
   /** Fired with the container id when a container stops or is removed. */
   private readonly events = new EventEmitter();
   private readonly runtimeCache = new Map<string, OciRuntime>();
+  /** Held by a start and by file access to a stopped container (its root is mounted for the copy). */
+  private readonly filesLock = new KeyedLock();
 
   constructor(private readonly o: ContainerServiceOptions) {
     this.events.setMaxListeners(0);
   }
 
   /** Publishes a container event with Docker's attributes (image, name, labels). */
-  private publish(c: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+  publish(c: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
     const cfg = c.Config as { Image?: string; Labels?: Record<string, string> | null };
     this.o.events?.publish('container', action, c.Id, { ...(cfg.Labels ?? {}), image: cfg.Image ?? c.Image, name: c.Name.slice(1), ...extra });
   }
@@ -188,7 +192,13 @@ export class ContainerService {
     }
   }
 
-  private async launch(c: ContainerRecord): Promise<void> {
+  /** A start holds the container's files lock, so it never mounts over a `docker cp` of the stopped container. */
+  private launch(c: ContainerRecord): Promise<void> {
+    return this.filesLock.run(c.Id, () => this.launchLocked(c));
+  }
+
+  /** Mounts the container's root filesystem at its `merged` dir; returns the lower dirs (relative to the layers' dir), top first. */
+  private async mountRootfs(c: ContainerRecord): Promise<string[]> {
     const p = this.o.store.paths(c.Id);
     const image = this.o.images.lookup(c.Image);
     const lowers: string[] = [];
@@ -202,6 +212,12 @@ export class ContainerService {
       lowers.push(empty);
     }
     await mountOverlay(p.merged, lowers, p.upper, p.work, this.o.layers.overlayDir);
+    return lowers;
+  }
+
+  private async launchLocked(c: ContainerRecord): Promise<void> {
+    const p = this.o.store.paths(c.Id);
+    await this.mountRootfs(c);
     const cfg = c.Config as unknown as ContainerConfig;
     const hc = c.HostConfig as unknown as HostConfig;
     const hostname = (cfg.Hostname as string | undefined) || c.Id.slice(0, 12);
@@ -924,6 +940,71 @@ export class ContainerService {
   /** The OCI runtime a container runs on. */
   runtimeOf(c: ContainerRecord): OciRuntime {
     return this.runtime(String(c.HostConfig.Runtime ?? this.o.defaultRuntime));
+  }
+
+  // ---- files: docker cp, export, diff (containers/files.ts) ----------------------------
+
+  /**
+   * The container's files as cp, export and diff see them. A stopped
+   * container's root is mounted until release(), and a start waits for that
+   * (moby holds the container's lock the same way).
+   */
+  async openFiles(ref: string): Promise<OpenFiles> {
+    const c = this.o.store.get(ref);
+    const unlock = await this.filesLock.acquire(c.Id);
+    const p = this.o.store.paths(c.Id);
+    const base = { c, root: p.merged, upper: p.upper, mounts: this.fileMounts(c), readonlyRootfs: c.HostConfig.ReadonlyRootfs === true };
+    try {
+      const lowers = c.State.Running ? await this.lowerDirs(c) : await this.mountRootfs(c);
+      const abs = lowers.map((l) => (l.startsWith('/') ? l : join(this.o.layers.overlayDir, l)));
+      if (c.State.Running) {
+        unlock();
+        return { ...base, lowers: abs, release: async () => undefined };
+      }
+      let released = false;
+      return {
+        ...base,
+        lowers: abs,
+        release: async () => {
+          if (released) return;
+          released = true;
+          const cur = this.o.store.find(c.Id);
+          if (!cur?.State.Running) await unmount(p.merged).catch(() => undefined);
+          unlock();
+        },
+      };
+    } catch (err) {
+      unlock();
+      throw err;
+    }
+  }
+
+  private async lowerDirs(c: ContainerRecord): Promise<string[]> {
+    const image = this.o.images.lookup(c.Image);
+    const lowers: string[] = [];
+    for (const chain of [...image.chainIds].reverse()) lowers.push(await this.o.layers.shortLink(chain));
+    return lowers;
+  }
+
+  /** moby's setupMounts for cp: volumes and binds (not tmpfs), then the network files the runtime binds. */
+  private fileMounts(c: ContainerRecord): OpenFiles['mounts'] {
+    const out: OpenFiles['mounts'] = [];
+    for (const mp of c.MountPoints ?? []) {
+      if (mp.Type === 'tmpfs') continue;
+      let source = mp.Source;
+      if (mp.Type === 'volume') {
+        const rec = mp.Name ? this.o.volumes?.store.get(mp.Name) : undefined;
+        if (!rec || !this.o.volumes) continue;
+        source = this.o.volumes.store.dataPath(rec);
+      }
+      out.push({ destination: mp.Destination, source, readOnly: !mp.RW, volume: true });
+    }
+    const p = this.o.store.paths(c.Id);
+    const taken = new Set(out.map((m) => m.destination));
+    for (const [source, destination] of [[p.resolvPath, '/etc/resolv.conf'], [p.hostnamePath, '/etc/hostname'], [p.hostsPath, '/etc/hosts']] as const) {
+      if (!taken.has(destination) && existsSync(source)) out.push({ destination, source, readOnly: c.HostConfig.ReadonlyRootfs === true, volume: false });
+    }
+    return out;
   }
 
   /** POST /containers/{id}/resize: like containerd, a container without a TTY ignores it. */

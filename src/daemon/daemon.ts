@@ -3,6 +3,7 @@
 // period, cancel the rest and exit 0 — what init scripts on a board expect.
 import { promises as fs, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { ContainerFiles } from '../containers/files.js';
 import { buildRouter, createApiServer, type Backend } from '../api/index.js';
 import { errnoCode, SystemError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -235,6 +236,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     exec: execService,
     transport,
     networks: net,
+    files: new ContainerFiles(containers),
   };
   return { backend, containers, net };
 }

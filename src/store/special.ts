@@ -67,3 +67,34 @@ function runScript(script: string): Promise<void> {
     child.stdin.end(script);
   });
 }
+
+/**
+ * The directories under `root` marked opaque (`trusted.overlay.opaque=y`): an
+ * overlay upper dir's "this replaced the lower directory". One `getfattr`
+ * walk for the whole tree; paths come back absolute.
+ */
+export function opaqueDirs(root: string): Promise<Set<string>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('getfattr', ['-R', '-h', '-P', '--absolute-names', '-d', '-m', '^trusted\\.overlay\\.opaque$', '-e', 'text', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (err) => reject(new SystemError(`reading overlay attributes: ${err.message}`)));
+    child.on('close', (code) => {
+      if (code !== 0 && out === '') return reject(new SystemError(`reading overlay attributes (getfattr) failed: ${stderr.trim() || `exit ${code}`}`));
+      const dirs = new Set<string>();
+      let file: string | undefined;
+      for (const line of out.split('\n')) {
+        if (line.startsWith('# file: ')) file = Buffer.from(unescapeOctal(line.slice(8)), 'latin1').toString('utf8');
+        else if (file !== undefined && line === 'trusted.overlay.opaque="y"') dirs.add(file);
+      }
+      resolve(dirs);
+    });
+  });
+}
+
+/** getfattr writes unusual bytes of names as \ooo. */
+function unescapeOctal(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
