@@ -30,6 +30,8 @@ export interface ExecHost {
   runtimeOf(c: ContainerRecord): OciRuntime;
   /** 'exit' (id, code) and 'removed' (id) events. */
   readonly emitter: EventEmitter;
+  /** A container event on the bus (exec_create, exec_start, exec_die), with the container's attributes. */
+  publish(c: ContainerRecord, action: string, extra?: Record<string, string>): void;
 }
 
 export interface ExecServiceOptions {
@@ -163,6 +165,7 @@ export class ExecService {
       markStarted,
     };
     this.execs.set(e.id, e);
+    this.o.containers.publish(c, `exec_create: ${commandLine(e)}`, { execID: e.id });
     return { Id: e.id };
   }
 
@@ -227,6 +230,7 @@ export class ExecService {
     if (e.exitCode !== null) throw new Conflict(`Error: Exec command ${e.id} has already run`);
     if (e.running) throw new Conflict(`Error: Exec command ${e.id} is already running`);
     e.running = true;
+    this.o.containers.publish(c, `exec_start: ${commandLine(e)}`, { execID: e.id });
     const p = this.o.store.paths(c.Id);
     const tag = `exec-${e.id.slice(0, 12)}`;
     const pidFile = join(p.dir, `${tag}.pid`);
@@ -316,6 +320,7 @@ export class ExecService {
       // Recorded before the caller closes the connection: the CLI inspects right after EOF.
       e.exitCode = code;
       e.running = false;
+      this.o.containers.publish(this.o.store.find(e.containerId) ?? c, 'exec_die', { execID: e.id, exitCode: String(code) });
     })();
     if (!io) {
       void finish.catch((err: unknown) => this.o.logger.warn('exec failed', { exec: e.id.slice(0, 12), error: messageOf(err) }));
@@ -436,6 +441,11 @@ function runtimeFailure(log: string): string | undefined {
     }
   }
   return found;
+}
+
+/** moby's event text: the entrypoint, a space, the arguments joined by spaces ("sh " without any). */
+function commandLine(e: ExecRecord): string {
+  return `${e.entrypoint} ${e.args.join(' ')}`;
 }
 
 /** moby's State.String() for a container that is not running. */

@@ -90,6 +90,26 @@ describe('exec and TTYs', () => {
     assert.equal(four.stderr, 'err\n');
   });
 
+  test('exec events: exec_create, exec_start, exec_die with the exit code (GET /events)', async () => {
+    const since = (Date.now() / 1000).toFixed(3);
+    const r = await docker(d.host, ['exec', 'box', 'sh', '-c', 'exit 3']);
+    assert.equal(r.code, 3, r.stderr);
+    const bare = await docker(d.host, ['exec', 'box', 'true']);
+    assert.equal(bare.code, 0, bare.stderr);
+    const until = (Date.now() / 1000 + 1).toFixed(3);
+    const filters = encodeURIComponent(JSON.stringify({ event: ['exec_create', 'exec_start', 'exec_die'], container: ['box'] }));
+    const raw = await rawRequest(d.socket, `GET /events?since=${since}&until=${until}&filters=${filters} HTTP/1.0\r\nHost: x\r\n\r\n`, 5000);
+    const events = raw.slice(raw.indexOf('\r\n\r\n') + 4).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { Action: string; Actor: { ID: string; Attributes: Record<string, string> }; status: string });
+    const actions = events.map((e) => e.Action);
+    assert.deepEqual(actions, ['exec_create: sh -c exit 3', 'exec_start: sh -c exit 3', 'exec_die', 'exec_create: true ', 'exec_start: true ', 'exec_die']);
+    const execId = events[0]!.Actor.Attributes.execID;
+    assert.match(execId ?? '', /^[0-9a-f]{64}$/);
+    assert.ok(events.slice(0, 3).every((e) => e.Actor.Attributes.execID === execId && e.Actor.Attributes.name === 'box' && e.Actor.Attributes.image === 'busybox'));
+    assert.equal(events[2]!.Actor.Attributes.exitCode, '3');
+    assert.equal(events[5]!.Actor.Attributes.exitCode, '0');
+    assert.equal(events[0]!.status, 'exec_create: sh -c exit 3');
+  });
+
   test('-u, -e, -w', async () => {
     const u = await docker(d.host, ['exec', '-u', 'nobody', 'box', 'id', '-u']);
     assert.equal(u.stdout, '65534\n', u.stderr);
