@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { Conflict, InvalidParameter, NotModified, SystemError, messageOf } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { JsonLogWriter, parseLogOpts, readLog, type LogEntry } from '../exec/jsonlog.js';
+import type { LogEntry } from '../exec/jsonlog.js';
+import { effectiveLogConfig, openLogWriter, readLogs, validateLogConfig, type LogConfig, type LogWriter } from '../exec/logdriver.js';
 import { startMonitor, readExit, monitorAlive, reattach, type MonitorExit } from '../exec/monitor.js';
 import { OciRuntime, signalNumber } from '../exec/runtime.js';
 import {
@@ -72,7 +73,7 @@ interface Output {
 interface Running {
   monitor: { stdout: Readable; stderr?: Readable; stdin?: Writable; exited: Promise<MonitorExit> };
   output: EventEmitter;
-  log: JsonLogWriter | undefined;
+  log: LogWriter | undefined;
   stdin: Writable | undefined;
 }
 
@@ -126,9 +127,7 @@ export class ContainerService {
     }
     if (!config.Cmd?.length && !config.Entrypoint?.length) throw new InvalidParameter('No command specified');
     const argv = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
-    if (this.o.logDriver === 'json-file' || (hostConfig.LogConfig as { Type?: string } | undefined)?.Type === 'json-file') {
-      parseLogOpts({ ...this.o.logOpts, ...(((hostConfig.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) });
-    }
+    validateLogConfig(effectiveLogConfig(hostConfig.LogConfig as LogConfig | undefined, this.o.logDriver, this.o.logOpts));
     const netReq = networkRequest(b, hostConfig);
     const warnings = await this.o.net.created(id, mode === '' ? 'default' : mode, netReq.endpoints, netReq.asked);
     // Sharing another container's network namespace means sharing its name, as in Docker.
@@ -261,14 +260,10 @@ export class ContainerService {
     await rt.delete(c.Id, true).catch(() => false);
     const tty = cfg.Tty === true;
     const monitor = await startMonitor({ id: c.Id, runtime: rt, bundle: p.bundle, dir: p.dir, stdin: cfg.OpenStdin === true, tty });
-    const driver = ((hc.LogConfig as { Type?: string } | undefined)?.Type) || this.o.logDriver;
-    // `local` is json-file with Docker's local-driver defaults: always rotated (20 MB × 5).
-    const localDefaults: Record<string, string> = driver === 'local' ? { 'max-size': '20m', 'max-file': '5' } : {};
-    const logOpts = parseLogOpts({ ...localDefaults, ...this.o.logOpts, ...(((hc.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) });
     const running: Running = {
       monitor,
       output: new EventEmitter(),
-      log: driver === 'none' ? undefined : new JsonLogWriter(p.logPath, logOpts),
+      log: openLogWriter(this.logConfig(c), { dir: p.dir, jsonPath: p.logPath }),
       stdin: monitor.stdin,
     };
     running.output.setMaxListeners(0);
@@ -586,6 +581,11 @@ export class ContainerService {
 
   // ---- logs and attach -------------------------------------------------------------
 
+  /** The container's log driver and options (its own, else the daemon's). */
+  private logConfig(c: ContainerRecord): LogConfig {
+    return effectiveLogConfig(c.HostConfig.LogConfig as LogConfig | undefined, this.o.logDriver, this.o.logOpts);
+  }
+
   isTty(ref: string): boolean {
     return (this.o.store.get(ref).Config as { Tty?: boolean }).Tty === true;
   }
@@ -614,9 +614,8 @@ export class ContainerService {
     }
     cancel.addEventListener('abort', onEnd, { once: true });
     try {
-      const maxFile = parseLogOpts({ ...this.o.logOpts, ...(((c.HostConfig.LogConfig as { Config?: Record<string, string> } | undefined)?.Config) ?? {}) }).maxFile;
       const history: LogEntry[] = [];
-      for await (const e of readLog(p.logPath, maxFile)) {
+      for await (const e of readLogs(this.logConfig(c), { dir: p.dir, jsonPath: p.logPath })) {
         if (!wanted(e, opts)) continue;
         history.push(e);
         if (opts.tail !== 'all' && history.length > opts.tail) history.shift();
@@ -695,8 +694,9 @@ export class ContainerService {
     };
     if (r0) pipeStdin(r0);
     try {
-      if (opts.logs) {
-        for await (const e of readLog(this.o.store.paths(id).logPath, 1)) {
+      if (opts.logs && this.logConfig(c).Type !== 'none') {
+        const p = this.o.store.paths(id);
+        for await (const e of readLogs(this.logConfig(c), { dir: p.dir, jsonPath: p.logPath })) {
           if ((e.stream === 'stdout' && opts.stdout) || (e.stream === 'stderr' && opts.stderr)) await io.write(e.stream, Buffer.from(e.log));
         }
       }
@@ -875,7 +875,7 @@ export class ContainerService {
       if (c.MonitorPid && monitorAlive(c.MonitorPid, c.Id)) {
         if (this.o.liveRestore) {
           const monitor = reattach(p.dir, c.MonitorPid);
-          const running: Running = { monitor, output: new EventEmitter(), log: new JsonLogWriter(p.logPath, parseLogOpts(this.o.logOpts)), stdin: undefined };
+          const running: Running = { monitor, output: new EventEmitter(), log: openLogWriter(this.logConfig(c), { dir: p.dir, jsonPath: p.logPath }), stdin: undefined };
           this.running.set(c.Id, running);
           this.pipeOutput(c.Id, running);
           void monitor.exited.then((r) => this.onExit(c.Id, r.exitCode));
