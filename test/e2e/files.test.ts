@@ -86,6 +86,20 @@ describe('docker cp, export, diff', () => {
     assert.match(owners, /12\/34 .* sub\/deep/);
   });
 
+  test('cp out of the root directory, -L through a link, cp in from a tar on stdin', async () => {
+    await ok('create', '--name', 'tiny', 'busybox', 'true');
+    rmSync(join(work, 'rootcopy'), { recursive: true, force: true });
+    await ok('cp', 'tiny:/', join(work, 'rootcopy'));
+    assert.ok(statSync(join(work, 'rootcopy', 'bin', 'busybox')).isFile());
+    assert.equal(readlinkSync(join(work, 'rootcopy', 'bin', 'sh')), 'busybox');
+    rmSync(join(work, 'followed'), { force: true });
+    await ok('cp', '-L', 'tiny:/bin/sh', join(work, 'followed'));
+    assert.ok(lstatSync(join(work, 'followed')).isFile(), '-L copies what the link points to');
+    const viaStdin = spawnSync('bash', ['-o', 'pipefail', '-c', `printf 'piped\n' > ${work}/p.txt && tar -cf - -C ${work} p.txt | docker -H ${d.host} cp - tiny:/tmp`], { encoding: 'utf8', env: { ...process.env, DOCKER_CONFIG: join(tmpdir(), 'skiff-test-docker-config') } });
+    assert.equal(viaStdin.status, 0, viaStdin.stderr);
+    assert.equal(piped('cp tiny:/tmp/p.txt -', 'tar -xOf -').stdout, 'piped\n');
+  });
+
   test('cp in: a file into /tmp/, a directory, and over a file', async () => {
     writeFileSync(join(work, 'file.txt'), 'from the host\n');
     await ok('cp', join(work, 'file.txt'), 'box:/tmp/');
