@@ -19,7 +19,7 @@ export interface OpenFiles {
   lowers: string[];
   mounts: FsMount[];
   readonlyRootfs: boolean;
-  /** Unmounts what was mounted for this access; call once done. */
+  /** Unmounts what was mounted for this access; call once done (again is harmless). */
   release(): Promise<void>;
 }
 
@@ -113,14 +113,29 @@ async function containerUser(o: OpenFiles, v: ContainerFs): Promise<{ uid: numbe
   return { uid: u.uid, gid: u.gid };
 }
 
-async function* released(src: AsyncGenerator<Buffer>, release: () => Promise<void>, path: string, ref: string): AsyncGenerator<Buffer> {
-  try {
-    yield* src;
-  } catch (err) {
-    throw fileError(err, path, ref);
-  } finally {
-    await release();
-  }
+/**
+ * The tar with the files released at its end, also when it is dropped before
+ * its first read (return() on a generator that never ran skips its finally).
+ */
+function released(src: AsyncGenerator<Buffer>, release: () => Promise<void>, path: string, ref: string): AsyncGenerator<Buffer> {
+  const gen = (async function* () {
+    try {
+      yield* src;
+    } catch (err) {
+      throw fileError(err, path, ref);
+    } finally {
+      await release();
+    }
+  })();
+  const ret = gen.return.bind(gen);
+  gen.return = async (value) => {
+    try {
+      return await ret(value);
+    } finally {
+      await release();
+    }
+  };
+  return gen;
 }
 
 function fileError(err: unknown, path: string, ref: string): Error {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { docker, parseResponse, rawRequest, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
@@ -137,6 +138,25 @@ describe('docker cp, export, diff', () => {
     assert.equal(await ok('logs', 'cold'), 'hello cold\nvolume x\n');
     // Exited now: still readable.
     assert.equal(piped('cp cold:/etc/greeting -', 'tar -xOf -').stdout, 'hello cold\n');
+  });
+
+  test('a client that drops a copy of a stopped container does not block its start', async () => {
+    await ok('create', '--name', 'dropped', 'busybox', 'echo', 'started');
+    for (const path of ['/bin', '/']) {
+      await new Promise<void>((resolve, reject) => {
+        const sock = connect(d.socket, () => sock.write(`GET /containers/dropped/archive?path=${path} HTTP/1.1\r\nHost: x\r\n\r\n`));
+        sock.once('data', () => {
+          sock.destroy();
+          resolve();
+        });
+        sock.once('error', reject);
+      });
+    }
+    const exp = connect(d.socket, () => exp.end('GET /containers/dropped/export HTTP/1.1\r\nHost: x\r\n\r\n'));
+    exp.on('data', () => exp.destroy());
+    await ok('start', 'dropped');
+    assert.equal((await ok('wait', 'dropped')).trim(), '0');
+    assert.equal(await ok('logs', 'dropped'), 'started\n');
   });
 
   test('symlinks never lead out of the root, in either direction', async () => {
