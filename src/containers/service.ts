@@ -475,7 +475,8 @@ export class ContainerService {
       ResolvConfPath: p.resolvPath,
       HostnamePath: p.hostnamePath,
       HostsPath: p.hostsPath,
-      LogPath: p.logPath,
+      // As in moby: only json-file's path is shown; the local driver's files are not an API.
+      LogPath: this.logConfig(c).Type === 'json-file' ? p.logPath : '',
       Name: c.Name,
       RestartCount: c.RestartCount,
       Driver: 'overlay2',

@@ -40,6 +40,7 @@ describe('local log driver', () => {
     assert.equal((await ok('wait', 'loc')).stdout.trim(), '0');
     const cdir = join(d.dataRoot, 'containers', id);
     assert.ok(!existsSync(join(cdir, `${id}-json.log`)), 'no json-file log');
+    assert.equal(JSON.parse((await ok('inspect', 'loc')).stdout)[0].LogPath, '', 'moby does not show the local driver\'s files');
     let files: string[] = [];
     for (let i = 0; i < 50; i++) {
       files = readdirSync(join(cdir, 'local-logs')).sort();
