@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { Conflict, InvalidParameter, NotModified, SystemError, messageOf } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { LogEntry } from '../exec/jsonlog.js';
+import { nanoTime, type LogEntry } from '../exec/jsonlog.js';
 import { effectiveLogConfig, openLogWriter, readLogs, validateLogConfig, type LogConfig, type LogWriter } from '../exec/logdriver.js';
 import { startMonitor, readExit, monitorAlive, reattach, type MonitorExit } from '../exec/monitor.js';
 import { OciRuntime, signalNumber } from '../exec/runtime.js';
@@ -615,21 +615,31 @@ export class ContainerService {
     }
     cancel.addEventListener('abort', onEnd, { once: true });
     try {
-      const history: LogEntry[] = [];
-      for await (const e of readLogs(this.logConfig(c), { dir: p.dir, jsonPath: p.logPath })) {
-        if (!wanted(e, opts)) continue;
-        history.push(e);
-        if (opts.tail !== 'all' && history.length > opts.tail) history.shift();
+      const stored = { dir: p.dir, jsonPath: p.logPath };
+      if (opts.tail === 'all') {
+        // Streamed: the local driver keeps up to 100 MB by default.
+        for await (const e of readLogs(this.logConfig(c), stored)) if (wanted(e, opts)) yield e;
+      } else if (opts.tail > 0) {
+        // The last N in a ring, without moving the others.
+        const ring: LogEntry[] = [];
+        let next = 0;
+        for await (const e of readLogs(this.logConfig(c), stored)) {
+          if (!wanted(e, opts)) continue;
+          if (ring.length < opts.tail) ring.push(e);
+          else {
+            ring[next] = e;
+            next = (next + 1) % opts.tail;
+          }
+        }
+        yield* ring.slice(next);
+        yield* ring.slice(0, next);
       }
-      if (opts.tail !== 0) yield* history;
-      const seen = history.length;
-      void seen;
       // Live lines already in the file were read above; skip what arrived before the read finished.
       live.length = 0;
       while (!ended || live.length > 0) {
         const o = live.shift();
         if (o) {
-          const e: LogEntry = { log: o.data.toString('utf8'), stream: o.stream, time: new Date().toISOString() };
+          const e: LogEntry = { log: o.data.toString('utf8'), stream: o.stream, time: nanoTime() };
           if (wanted(e, opts)) yield e;
           continue;
         }

@@ -125,19 +125,32 @@ export class LocalLogWriter {
       start = i + 1;
     }
     if (start < data.length) parts.push(encode(stream, ms * 1_000_000n + BigInt(this.seq++ % 1_000_000), data.subarray(start)));
-    const buf = Buffer.concat(parts);
-    this.chain = this.chain.then(() => this.append(buf)).catch(() => undefined);
+    this.chain = this.chain.then(() => this.append(parts)).catch(() => undefined);
     return this.chain;
   }
 
-  private async append(buf: Buffer): Promise<void> {
-    const fh = await this.open();
-    if (this.size + buf.length > this.opts.maxSize && this.size > MAGIC.length) {
-      await this.rotate();
-      return this.append(buf);
+  /** Writes the records in as few writes as possible, rotating between records where max-size says so. */
+  private async append(records: Buffer[]): Promise<void> {
+    let i = 0;
+    while (i < records.length) {
+      const fh = await this.open();
+      const batch: Buffer[] = [];
+      let bytes = 0;
+      while (i < records.length) {
+        const r = records[i] as Buffer;
+        const empty = this.size + bytes === MAGIC.length;
+        if (!empty && this.size + bytes + r.length > this.opts.maxSize) break;
+        batch.push(r);
+        bytes += r.length;
+        i++;
+      }
+      if (batch.length > 0) {
+        const buf = Buffer.concat(batch, bytes);
+        for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+        this.size += bytes;
+      }
+      if (i < records.length) await this.rotate();
     }
-    await fh.write(buf);
-    this.size += buf.length;
   }
 
   private async rotate(): Promise<void> {

@@ -52,7 +52,7 @@ describe('local log driver', () => {
     const lines = logs.stdout.trim().split('\n');
     assert.equal(lines.at(-1), 'line 299');
     const first = Number(/line (\d+)/.exec(lines[0] ?? '')?.[1]);
-    assert.ok(first > 0, 'the oldest lines rotated away');
+    assert.ok(first > 0, `the oldest lines rotated away: ${lines.slice(0, 3).join('|')} (${lines.length} lines)`);
     assert.deepEqual(lines, Array.from({ length: 300 - first }, (_, k) => `line ${first + k}`));
     assert.equal(logs.stderr, 'oops\n');
     const tail = await ok('logs', '--tail', '3', 'loc');

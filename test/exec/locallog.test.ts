@@ -72,6 +72,22 @@ describe('local log driver files', () => {
     assert.ok(first > 0 && got.length > 60, `${got.length} lines kept from ${first}`);
   });
 
+  test('one chunk of many lines is split across files at max-size', async () => {
+    const dir = temp();
+    const path = join(dir, 'container.log');
+    const w = new LocalLogWriter(path, parseLocalLogOpts({ 'max-size': '1k', 'max-file': '3' }));
+    await w.write('stdout', Buffer.from(Array.from({ length: 300 }, (_, i) => `line ${i}\n`).join('')));
+    await w.close();
+    assert.deepEqual(readdirSync(dir).sort(), ['container.log', 'container.log.1.gz', 'container.log.2.gz']);
+    for (const f of readdirSync(dir)) {
+      const bytes = f.endsWith('.gz') ? gunzipSync(readFileSync(join(dir, f))).length : statSync(join(dir, f)).size;
+      assert.ok(bytes <= 1024, `${f}: ${bytes} bytes`);
+    }
+    const got = (await all(path, 3)).map((e) => e.log);
+    assert.equal(got.at(-1), 'line 299\n');
+    assert.ok(got.length < 150, `${got.length} lines kept`);
+  });
+
   test('compress=false keeps rotated files plain', async () => {
     const dir = temp();
     const path = join(dir, 'container.log');
