@@ -215,6 +215,20 @@ describe('docker cp, export, diff', () => {
     // A volume of a read-only container is writable.
     await ok('cp', join(work, 'ro.txt'), 'ro:/data/');
     assert.equal(await ok('exec', 'ro', 'cat', '/data/ro.txt'), 'x\n');
+    // A read-only volume is not.
+    await ok('run', '-d', '--name', 'rovol', '-v', 'rodata:/rodata:ro', 'busybox', 'sleep', '1000');
+    const rv = await docker(d.host, ['cp', join(work, 'ro.txt'), 'rovol:/rodata/']);
+    assert.notEqual(rv.code, 0);
+    assert.match(rv.stderr, /mounted volume is marked read-only/);
+  });
+
+  test('cp -a: the container user owns what is copied in; without it, the archive owner', async () => {
+    await ok('run', '-d', '--name', 'usr', '--user', 'nobody', 'busybox', 'sleep', '1000');
+    writeFileSync(join(work, 'owned.txt'), 'x\n');
+    await ok('cp', '-a', join(work, 'owned.txt'), 'usr:/tmp/');
+    assert.match(await ok('exec', 'usr', 'ls', '-ln', '/tmp/owned.txt'), /^\S+\s+\d+\s+65534\s+65534\s/);
+    await ok('cp', join(work, 'owned.txt'), 'usr:/tmp/plain.txt');
+    assert.match(await ok('exec', 'usr', 'ls', '-ln', '/tmp/plain.txt'), new RegExp(`^\\S+\\s+\\d+\\s+${process.getuid?.() ?? 0}\\s+`));
   });
 
   test('docker export: the whole root, relative names, no host files behind the network files', async () => {
