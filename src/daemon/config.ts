@@ -1,6 +1,7 @@
 // The daemon's configuration: flags merged with daemon.json, validated the
 // way dockerd validates them (unknown keys and flag/file conflicts are errors,
 // so a typo in a fleet-wide config fails loudly at boot instead of being ignored).
+import { validateLogConfig } from '../exec/logdriver.js';
 import { readFileSync } from 'node:fs';
 import { errnoCode, InvalidParameter } from '../errors.js';
 import { isLogLevel, type LogLevel } from '../log/logger.js';
@@ -253,6 +254,8 @@ export function buildConfig(flags: FlagSettings, file: Record<string, unknown> |
     c.logDriver = driver;
   }
   c.logOpts = get('log-opts', isStringRecord, 'an object of strings') ?? {};
+  // dockerd refuses to start with options its default driver does not know.
+  validateLogConfig({ Type: c.logDriver, Config: c.logOpts });
 
   const runtimes = get('runtimes', isObject, 'an object');
   if (runtimes !== undefined) {

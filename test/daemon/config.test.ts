@@ -80,6 +80,8 @@ test('wrong types and values are rejected with the key named', () => {
     [{ hosts: 'unix:///a' }, /expected a list of strings/],
     [{ 'data-root': 'relative' }, /must be an absolute path/],
     [{ 'log-opts': { 'max-size': 10 } }, /log-opts/],
+    [{ 'log-opts': { 'bogus': 'x' } }, /unknown log opt 'bogus' for json-file log driver/],
+    [{ 'log-driver': 'local', 'log-opts': { 'max-file': '0' } }, /max-file must be a positive number/],
   ];
   for (const [file, re] of bad) {
     assert.throws(() => buildConfig({}, file, '/f.json'), (e: unknown) => e instanceof InvalidParameter && re.test(e.message), JSON.stringify(file));
