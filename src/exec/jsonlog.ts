@@ -74,17 +74,33 @@ export class JsonLogWriter {
     }
     if (start < text.length) lines.push(text.slice(start));
     // Sub-millisecond counter keeps entries of one chunk in order.
-    const out = lines.map((l) => JSON.stringify({ log: l, stream, time: nanoTime(now, this.seq++ % 1_000_000) }) + '\n').join('');
-    this.chain = this.chain.then(() => this.append(out)).catch(() => undefined);
+    const records = lines.map((l) => Buffer.from(JSON.stringify({ log: l, stream, time: nanoTime(now, this.seq++ % 1_000_000) }) + '\n'));
+    this.chain = this.chain.then(() => this.append(records)).catch(() => undefined);
     return this.chain;
   }
 
-  private async append(text: string): Promise<void> {
-    const buf = Buffer.from(text);
-    if (this.opts.maxSize > 0 && this.size + buf.length > this.opts.maxSize && this.size > 0) await this.rotate();
-    const fh = await this.open();
-    await fh.write(buf);
-    this.size += buf.length;
+  /** Rotation falls between records, so one big burst of output cannot overshoot max-size. */
+  private async append(records: Buffer[]): Promise<void> {
+    let batch: Buffer[] = [];
+    let batched = 0;
+    const flush = async () => {
+      if (batched === 0) return;
+      const fh = await this.open();
+      await fh.writev(batch);
+      this.size += batched;
+      batch = [];
+      batched = 0;
+    };
+    for (const r of records) {
+      if (this.opts.maxSize > 0 && this.size + batched + r.length > this.opts.maxSize && this.size + batched > 0) {
+        await flush();
+        await this.rotate();
+        this.size = 0;
+      }
+      batch.push(r);
+      batched += r.length;
+    }
+    await flush();
   }
 
   private async rotate(): Promise<void> {
