@@ -19,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { makeLayer, pingUnix, procs, pushBlob, pushImage, readOr, round, sha256, sleep, startProc, startRegistry, stopProc, unmountUnder, waitFor } from './lib.mjs';
+import { makeLayer, pingUnix, procs, pushBlob, pushImage, readOr, round, sha256, sleep, startProc, startRegistry, stopProc, unmountUnder, waitFor, SKIFF_HOST_NET_FLAGS } from './lib.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
@@ -189,7 +189,7 @@ class Daemon {
     writeFileSync(this.config, JSON.stringify({ 'insecure-registries': [registryHost] }));
   }
   async start() {
-    this.proc = startProc(SEA, ['daemon', '--data-root', this.root, '--host', `unix://${this.socket}`, '--pidfile', path.join(this.dir, 'pid'), '--config-file', this.config]);
+    this.proc = startProc(SEA, ['daemon', '--data-root', this.root, '--host', `unix://${this.socket}`, '--pidfile', path.join(this.dir, 'pid'), '--config-file', this.config, ...SKIFF_HOST_NET_FLAGS]);
     await waitFor('skiff daemon', () => pingUnix(this.socket), this.proc, 20_000);
   }
   async stop() {

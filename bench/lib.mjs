@@ -22,6 +22,9 @@ export const readOr = (file, fallback = '') => {
   }
 };
 export const MB = 1e6;
+// Benchmarks must not touch the host's network: no skiff0 bridge, no iptables rules
+// (dockerd peers run with --bridge=none --iptables=false for the same reason).
+export const SKIFF_HOST_NET_FLAGS = ['--bridge=none', '--iptables=false', '--ip-forward=false'];
 export const REGISTRY_BIN = process.env.SKIFF_REGISTRY_BIN ?? '/usr/bin/docker-registry';
 const MTIME = new Date(1_700_000_000_000);
 

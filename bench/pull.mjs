@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { descendants, makeLayer, MB, pingUnix, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startProc, startRegistry, stopProc, unmountUnder, waitFor, which } from './lib.mjs';
+import { descendants, makeLayer, MB, pingUnix, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startProc, startRegistry, stopProc, unmountUnder, waitFor, which, SKIFF_HOST_NET_FLAGS } from './lib.mjs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -333,7 +333,7 @@ if (WANTED.has('skiff')) {
       const config = path.join(dir, 'daemon.json');
       writeFileSync(config, '{}');
       const root = path.join(dir, 'root');
-      const proc = startProc(SEA_COPY, ['daemon', '--data-root', root, '--host', `unix://${socket}`, '--pidfile', path.join(dir, 'pid'), '--config-file', config]);
+      const proc = startProc(SEA_COPY, ['daemon', '--data-root', root, '--host', `unix://${socket}`, '--pidfile', path.join(dir, 'pid'), '--config-file', config, ...SKIFF_HOST_NET_FLAGS]);
       await waitFor('skiff daemon', () => existsSync(socket) && pingUnix(socket), proc, 20_000);
       return { socket, roots: [proc.child.pid], dataDirs: [root], log: proc.log, stop: () => stopProc(proc.child) };
     },

@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { descendants, makeLayer, MB, pingUnix, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startProc, startRegistry, stopProc, unmountUnder, waitFor, which } from './lib.mjs';
+import { descendants, makeLayer, MB, pingUnix, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startProc, startRegistry, stopProc, unmountUnder, waitFor, which, SKIFF_HOST_NET_FLAGS } from './lib.mjs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -306,7 +306,7 @@ async function startSkiff() {
   writeFileSync(config, '{}');
   const root = SKIFF_ROOT;
   const t0 = Date.now();
-  const proc = startProc(SEA_COPY, ['daemon', '--data-root', root, '--host', `unix://${socket}`, '--pidfile', path.join(dir, 'pid'), '--config-file', config]);
+  const proc = startProc(SEA_COPY, ['daemon', '--data-root', root, '--host', `unix://${socket}`, '--pidfile', path.join(dir, 'pid'), '--config-file', config, ...SKIFF_HOST_NET_FLAGS]);
   const d = { name: 'skiff', socket, roots: [proc.child.pid], log: proc.log, stop: () => stopProc(proc.child) };
   daemons.push(d);
   await waitFor('skiff daemon', () => existsSync(socket) && pingUnix(socket), proc, 20_000);

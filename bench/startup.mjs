@@ -151,7 +151,9 @@ async function measureDaemon(cmd, args, label) {
   const t0 = process.hrtime.bigint();
   const child = spawn(
     cmd,
-    [...args, 'daemon', '--data-root', path.join(dir, 'root'), '--host', `unix://${socket}`, '--pidfile', path.join(dir, 'skiff.pid'), '--config-file', config],
+    [...args, 'daemon', '--data-root', path.join(dir, 'root'), '--host', `unix://${socket}`, '--pidfile', path.join(dir, 'skiff.pid'), '--config-file', config,
+      // Never the host's network: no bridge device, no iptables rules.
+      '--bridge=none', '--iptables=false', '--ip-forward=false'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let log = '';
