@@ -5,13 +5,15 @@ import { validateLogConfig } from '../exec/logdriver.js';
 import { readFileSync } from 'node:fs';
 import { errnoCode, InvalidParameter } from '../errors.js';
 import { isLogLevel, type LogLevel } from '../log/logger.js';
+import type { NetConfig } from '../net/types.js';
 
 export interface RuntimeSpec {
   path: string;
   runtimeArgs: string[];
 }
 
-export interface DaemonConfig {
+/** The network settings (bridge, bip, fixed-cidr, iptables, ip-forward, dns*) are the network service's own NetConfig. */
+export interface DaemonConfig extends NetConfig {
   dataRoot: string;
   /** Another skiff data root, read only, where delta bases are also looked up (balena's --delta-data-root). */
   deltaDataRoot: string | undefined;
@@ -30,17 +32,6 @@ export interface DaemonConfig {
   defaultRuntime: string;
   runtimes: Record<string, RuntimeSpec>;
   liveRestore: boolean;
-  /** The default bridge's device ('none': no default bridge network). */
-  bridge: string;
-  /** The default bridge's gateway address with prefix ("172.20.0.1/16"). */
-  bip: string | undefined;
-  /** The part of the default bridge's network containers get addresses from. */
-  fixedCidr: string | undefined;
-  iptables: boolean;
-  ipForward: boolean;
-  dns: string[];
-  dnsSearch: string[];
-  dnsOpts: string[];
   /** The file the settings came from, if any (for messages). */
   configFile: string | undefined;
 }
