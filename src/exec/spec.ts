@@ -15,6 +15,9 @@
 import { posix } from 'node:path';
 import { LOG_DRIVERS } from '../daemon/config.js';
 import { InvalidParameter, SystemError } from '../errors.js';
+import type { ContainerConfig as ImageContainerConfig, HealthConfig } from '../pull/manifest.js';
+
+export type { HealthConfig };
 
 // ---------------------------------------------------------------------------
 // Docker API types
@@ -22,61 +25,18 @@ import { InvalidParameter, SystemError } from '../errors.js';
 /** JSON `{}` as used by ExposedPorts and Volumes. */
 export type EmptyObject = Record<string, never>;
 
-export interface HealthConfig {
-  Test?: string[] | null;
-  /** Nanoseconds. */
-  Interval?: number;
-  Timeout?: number;
-  StartPeriod?: number;
-  Retries?: number;
-}
-
-/** Docker's container `Config` (the top level of the create body). */
-export interface ContainerConfig {
-  Hostname?: string;
-  Domainname?: string;
-  User?: string;
-  AttachStdin?: boolean;
-  AttachStdout?: boolean;
-  AttachStderr?: boolean;
-  ExposedPorts?: Record<string, EmptyObject> | null;
-  Tty?: boolean;
-  OpenStdin?: boolean;
-  StdinOnce?: boolean;
-  Env?: string[] | null;
-  /** The API also accepts a single string (Docker's StrSlice); mergeConfig turns it into an array. */
+/**
+ * Docker's container `Config`, as the top level of the create body: the image
+ * config's own type, except that the API also accepts a single string for Cmd
+ * and Entrypoint (Docker's StrSlice); mergeConfig turns those into arrays.
+ */
+export interface ContainerConfig extends Omit<ImageContainerConfig, 'Cmd' | 'Entrypoint'> {
   Cmd?: string[] | string | null;
-  Healthcheck?: HealthConfig | null;
-  ArgsEscaped?: boolean;
-  Image?: string;
-  Volumes?: Record<string, EmptyObject> | null;
-  WorkingDir?: string;
   Entrypoint?: string[] | string | null;
-  NetworkDisabled?: boolean;
-  MacAddress?: string;
-  OnBuild?: string[] | null;
-  Labels?: Record<string, string> | null;
-  StopSignal?: string;
-  StopTimeout?: number | null;
-  Shell?: string[] | null;
 }
 
 /** The `config` part of an image's configuration. */
-export interface ImageConfig {
-  User?: string;
-  ExposedPorts?: Record<string, EmptyObject> | null;
-  Env?: string[] | null;
-  Cmd?: string[] | null;
-  Entrypoint?: string[] | null;
-  WorkingDir?: string;
-  Labels?: Record<string, string> | null;
-  StopSignal?: string;
-  Volumes?: Record<string, EmptyObject> | null;
-  Healthcheck?: HealthConfig | null;
-  Shell?: string[] | null;
-  OnBuild?: string[] | null;
-  ArgsEscaped?: boolean;
-}
+export type ImageConfig = ImageContainerConfig;
 
 export interface RestartPolicy {
   Name?: string;

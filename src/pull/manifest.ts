@@ -290,7 +290,6 @@ export interface HealthConfig {
   StartPeriod?: number;
   StartInterval?: number;
   Retries?: number;
-  [key: string]: unknown;
 }
 
 /** The `config` of an image: Docker's container.Config (a superset of OCI's ImageConfig). */
@@ -320,7 +319,6 @@ export interface ContainerConfig {
   StopSignal?: string;
   StopTimeout?: number | null;
   Shell?: string[] | null;
-  [key: string]: unknown;
 }
 
 export interface HistoryEntry {
