@@ -1,8 +1,8 @@
 // The registry's blob upload protocol (distribution spec "push"), over the
 // registry client's authorized `call`: HEAD a blob, mount it from another
-// repository, upload a stream (POST, one streamed PATCH, PUT ?digest=) that
-// resumes after a dropped connection from the offset the registry reports,
-// and PUT a manifest.
+// repository, upload a stream (POST, PATCH chunks with Content-Range, PUT
+// ?digest= with the last bytes) that resumes after a dropped connection from
+// the offset the registry reports, and PUT a manifest.
 import { createHash } from 'node:crypto';
 import { InvalidParameter, SkiffError, Unavailable } from '../errors.js';
 import type { RegistryAnswer, RegistryCall, RegistryClient } from '../pull/registry.js';
@@ -16,7 +16,12 @@ export interface UploadOptions {
   backoffMs: number;
   signal?: AbortSignal;
   onRetry?: (attempt: number, delayMs: number) => void;
+  /** Bytes per PATCH (default UPLOAD_CHUNK). */
+  chunkSize?: number;
 }
+
+/** A chunk is what a connection drop can cost when the registry keeps partial uploads; it is held in memory. */
+export const UPLOAD_CHUNK = 4 * 1024 * 1024;
 
 /**
  * The blob's bytes from the start, the same on every call (a deterministic
@@ -72,76 +77,113 @@ export class BlobUploader {
     return new URL(loc, a.url).href;
   }
 
-  /** How many bytes of an upload the registry holds, or undefined when it forgot the upload. */
-  private async offset(location: string): Promise<{ offset: number; location: string } | undefined> {
-    const a = await this.call('GET', location);
+  /**
+   * How many bytes of an upload the registry holds, or undefined when it
+   * forgot the upload. distribution answers `0-0` for an empty upload as for a
+   * one-byte one; `known` (what we last saw acknowledged) settles it.
+   */
+  private async offset(location: string, known: number, signal?: AbortSignal): Promise<{ offset: number; location: string } | undefined> {
+    const a = await this.call('GET', location, signal ? { signal } : {});
     await a.body.dump().catch(() => undefined);
-    if (a.status === 404) return undefined;
+    if (a.status === 404 || a.status === 400) return undefined;
     if (a.status !== 204 && a.status !== 200) throw await this.client.callError(a, `Get "${a.url}"`);
     const m = /^(?:bytes=)?0-(\d+)$/.exec(a.header('range')?.trim() ?? '');
+    const end = m ? Number(m[1]) : -1;
     const loc = a.header('location');
-    return { offset: m ? Number(m[1]) + 1 : 0, location: loc ? new URL(loc, a.url).href : location };
+    return { offset: end <= 0 && known === 0 ? 0 : end + 1, location: loc ? new URL(loc, a.url).href : location };
   }
 
   /** A small blob (an image config) in one request. */
   async putSmall(digest: string, data: Buffer): Promise<void> {
-    const location = await this.start();
+    await this.finish(await this.start(), digest, data);
+  }
+
+  /** One chunk at `offset`; returns the upload's next location. */
+  private async patch(location: string, offset: number, data: Buffer, signal?: AbortSignal): Promise<string> {
+    const headers = {
+      'content-type': 'application/octet-stream',
+      'content-length': String(data.length),
+      'content-range': `${offset}-${offset + data.length - 1}`,
+    };
+    const a = await this.call('PATCH', location, { headers, body: data, ...(signal ? { signal } : {}) });
+    await a.body.dump().catch(() => undefined);
+    if (a.status !== 202) throw await this.client.callError(a, `Patch "${a.url}"`);
+    const loc = a.header('location');
+    return loc ? new URL(loc, a.url).href : location;
+  }
+
+  /** The closing PUT ?digest=, carrying the last bytes (all of them for a blob smaller than a chunk). */
+  private async finish(location: string, digest: string, data: Buffer, signal?: AbortSignal): Promise<void> {
     const u = new URL(location);
     u.searchParams.set('digest', digest);
-    const a = await this.call('PUT', u.href, { headers: { 'content-type': 'application/octet-stream', 'content-length': String(data.length) }, body: data });
+    const headers = { 'content-type': 'application/octet-stream', 'content-length': String(data.length) };
+    const a = await this.call('PUT', u.href, { headers, body: data, ...(signal ? { signal } : {}) });
     await a.body.dump().catch(() => undefined);
     if (a.status !== 201) throw await this.client.callError(a, `Put "${a.url}"`);
   }
 
   /**
    * Uploads a stream whose digest is known only at its end; returns digest
-   * and size. `onBytes` sees the stream's progress (for Pushing lines).
+   * and size. The stream goes in chunks (PATCH with Content-Range), the last
+   * one with the closing PUT, so a blob smaller than a chunk is one PUT.
+   * After a dropped connection the registry is asked how far the upload got
+   * (GET on the last acknowledged location) and the regenerated stream is
+   * sent from there; only an upload the registry lost starts over.
+   * distribution cancels an upload whose size differs from its last state
+   * token, i.e. when a chunk was cut halfway: that costs the blob, a cut
+   * between chunks costs nothing. `onProgress` sees the stream's progress.
    */
   async upload(source: BlobSource, opts: UploadOptions, onProgress?: () => void): Promise<{ digest: string; size: number }> {
-    let location = await this.start();
-    let offset = 0;
+    const chunkSize = opts.chunkSize ?? UPLOAD_CHUNK;
+    const signal = opts.signal;
+    let location: string | undefined;
+    let committed = 0;
+    let whole: { digest: string; size: number } | undefined;
     for (let attempt = 1; ; attempt++) {
-      const hash = createHash('sha256');
-      let size = 0;
-      const skip = offset;
-      const body = async function* (): AsyncGenerator<Buffer> {
+      try {
+        location ??= await this.start();
+        const hash = createHash('sha256');
+        let size = 0;
+        let pending: Buffer[] = [];
+        let pendingLength = 0;
         for await (const c of source()) {
           hash.update(c);
           const start = size;
           size += c.length;
           onProgress?.();
-          if (size <= skip) continue;
-          yield start >= skip ? c : c.subarray(skip - start);
+          if (size <= committed) continue;
+          const piece = start >= committed ? c : c.subarray(committed - start);
+          pending.push(piece);
+          pendingLength += piece.length;
+          if (pendingLength >= chunkSize) {
+            const all = Buffer.concat(pending, pendingLength);
+            for (let at = 0; pendingLength >= chunkSize; at += chunkSize, pendingLength -= chunkSize) {
+              location = await this.patch(location, committed, all.subarray(at, at + chunkSize), signal);
+              committed += chunkSize;
+            }
+            pending = pendingLength > 0 ? [all.subarray(all.length - pendingLength)] : [];
+          }
         }
-      };
-      try {
-        const a = await this.call('PATCH', location, { headers: { 'content-type': 'application/octet-stream' }, body, ...(opts.signal ? { signal: opts.signal } : {}) });
-        await a.body.dump().catch(() => undefined);
-        if (a.status !== 202) throw await this.client.callError(a, `Patch "${a.url}"`);
-        const loc = a.header('location');
-        if (loc) location = new URL(loc, a.url).href;
-        const digest = `sha256:${hash.digest('hex')}`;
-        const u = new URL(location);
-        u.searchParams.set('digest', digest);
-        const put = await this.call('PUT', u.href, { headers: { 'content-length': '0' }, body: Buffer.alloc(0) });
-        await put.body.dump().catch(() => undefined);
-        if (put.status !== 201) throw await this.client.callError(put, `Put "${put.url}"`);
-        return { digest, size };
+        whole = { digest: `sha256:${hash.digest('hex')}`, size };
+        await this.finish(location, whole.digest, Buffer.concat(pending, pendingLength), signal);
+        return whole;
       } catch (err) {
-        if (opts.signal?.aborted) throw err;
+        if (signal?.aborted) throw err;
         if (!retryable(err) || attempt >= opts.attempts) throw err;
         const delay = opts.backoffMs * 2 ** (attempt - 1);
         opts.onRetry?.(attempt, delay);
         await new Promise((r) => setTimeout(r, delay));
-        // Where did the registry get to? A forgotten or broken upload starts over.
-        const st = await this.offset(location).catch(() => undefined);
-        if (st && st.offset > 0 && !(err instanceof InvalidParameter)) {
-          offset = st.offset;
+        // Where did the registry get to? A refused digest, or a forgotten upload, starts over.
+        const st = location && !(err instanceof InvalidParameter) ? await this.offset(location, committed, signal).catch(() => undefined) : undefined;
+        if (st) {
+          committed = st.offset;
           location = st.location;
-        } else {
-          location = await this.start();
-          offset = 0;
+          continue;
         }
+        // The closing PUT may have landed although its answer was lost.
+        if (whole && (await this.exists(whole.digest).catch(() => undefined)) === whole.size) return whole;
+        location = undefined;
+        committed = 0;
       }
     }
   }

@@ -4,7 +4,7 @@
 // made by skiff itself and an OCI layout built here.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { request as httpRequest, type ClientRequest } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -530,10 +530,10 @@ describe('push, save and load', () => {
       assert.ok(m, out);
       return m[1] as string;
     };
-    async function registryManifest(host: string, repo: string, tag: string): Promise<{ layers: Array<{ digest: string; mediaType: string }>; config: { digest: string } }> {
+    async function registryManifest(host: string, repo: string, tag: string): Promise<{ layers: Array<{ digest: string; mediaType: string; size: number }>; config: { digest: string } }> {
       const res = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { headers: { accept: MT.dockerManifest } });
       assert.equal(res.status, 200);
-      return (await res.json()) as { layers: Array<{ digest: string; mediaType: string }>; config: { digest: string } };
+      return (await res.json()) as { layers: Array<{ digest: string; mediaType: string; size: number }>; config: { digest: string } };
     }
     async function pullBack(name: string, want: { id: string; diffIds: string[] }): Promise<void> {
       const fresh = await startDaemon();
@@ -607,35 +607,70 @@ describe('push, save and load', () => {
       await pullBack(third, { id: ins.Id, diffIds: ins.RootFS.Layers });
     });
 
-    test('an upload cut mid-body is retried: from the registry\'s offset or a fresh upload, the same blob', async () => {
-      const big = await makeLayer([{ name: 'big.bin', data: pseudoRandom(3_000_000, 'resume') }]);
-      // One layer: its PATCH is the only one the fault can hit.
-      const src = await reg.pushImage('src/big', 'v1', [big]);
-      assert.equal((await dk(d, ['pull', `${reg.host}/src/big:v1`])).code, 0);
-      // Through the proxy the registry is another host: nothing to skip or mount, every layer is uploaded.
-      const name = `${proxy.host}/resume/big:v1`;
-      assert.equal((await dk(d, ['tag', `${reg.host}/src/big:v1`, name])).code, 0);
+    test('a connection cut between two chunks of a layer: the push goes on from the registry\'s offset, the same upload', async () => {
+      // Incompressible, so the gzip'd layer is ~9.4 MB: two 4 MiB PATCHes and a closing PUT with the rest.
+      const big = await makeLayer([{ name: 'big.bin', data: pseudoRandom(9_400_000, 'chunks') }]);
+      const src = await reg.pushImage('src/chunks', 'v1', [big]);
+      assert.equal((await dk(d, ['pull', `${reg.host}/src/chunks:v1`])).code, 0);
+      // Through the proxy the registry is another host: nothing to skip or mount, the layer is uploaded.
+      const name = `${proxy.host}/resume/chunks:v1`;
+      assert.equal((await dk(d, ['tag', `${reg.host}/src/chunks:v1`, name])).code, 0);
       const from = proxy.log.length;
-      proxy.addFault({ method: 'PATCH', match: (req) => req.url?.includes('/resume/big/blobs/uploads/') === true, fault: { kind: 'cutRequest', after: 1_200_000 }, times: 1 });
+      let patches = 0;
+      const second = (req: IncomingMessage) => req.method === 'PATCH' && req.url?.includes('/resume/chunks/blobs/uploads/') === true && ++patches === 2;
+      proxy.addFault({ method: 'PATCH', match: second, fault: { kind: 'cutRequest', after: 0 }, times: 1 });
       const p = await dk(d, ['push', name], { timeout: 120_000 });
       proxy.clearFaults();
       assert.equal(p.code, 0, p.stdout + p.stderr + d.logs());
       assert.match(p.stdout, /Retrying in 1 second/);
-      const log = proxy.log.slice(from);
-      const cut = log.findIndex((e) => e.method === 'PATCH' && e.fault === 'cutRequest');
-      assert.ok(cut >= 0, 'one PATCH was cut');
-      const after = log.slice(cut + 1);
-      assert.ok(after.some((e) => e.method === 'GET' && e.url.includes('/blobs/uploads/')), 'the upload status was asked for');
-      const resumed = after.find((e) => e.method === 'PATCH');
-      assert.ok(resumed, 'a second PATCH');
-      const cutAt = log[cut]?.requestBytes ?? 0;
-      assert.ok(cutAt >= 1_000_000, `the first PATCH sent ${cutAt} bytes`);
-      // docker-registry 2.8 answers the status of an upload whose PATCH broke off with the offset it
-      // holds, or (its `_state` token then being stale) cancels it: skiff continues from that offset or
-      // starts the blob over. Either way the second PATCH sends the rest of the same bytes.
-      assert.ok(resumed.requestBytes <= big.gz.length + 1000, `the second PATCH sent ${resumed.requestBytes} bytes`);
+      const log = proxy.log.slice(from).filter((e) => e.url.includes('/resume/chunks/blobs/uploads/'));
+      const cut = log.findIndex((e) => e.fault === 'cutRequest');
+      assert.ok(cut > 0, 'the second PATCH was cut');
+      const before = log.slice(0, cut);
+      // Then the config blob: its own POST and PUT.
+      const after = log.slice(cut + 1, cut + 4);
+      assert.deepEqual(before.map((e) => `${e.method} ${e.status}`), ['POST 202', 'PATCH 202']);
+      assert.equal(before[1]?.requestBytes, 4 * 1024 * 1024);
+      assert.deepEqual(after.map((e) => `${e.method} ${e.status}`), ['GET 204', 'PATCH 202', 'PUT 201'], 'the same upload went on: no new POST');
+      const blob = (await registryManifest(proxy.host, 'resume/chunks', 'v1')).layers[0]?.size ?? 0;
+      assert.ok(blob > 9_000_000, `the layer blob is ${blob} bytes`);
+      const sentAfter = after.reduce((n, e) => n + e.requestBytes, 0);
+      assert.equal(sentAfter, blob - 4 * 1024 * 1024, `after the cut ${sentAfter} of ${blob} bytes were sent`);
+      assert.equal(after[1]?.headers['content-range'], `${4 * 1024 * 1024}-${8 * 1024 * 1024 - 1}`);
       const digest = digestLine(p.stdout, 'v1');
       // The same image pushed without faults gives the same manifest: the resumed blob is byte-identical.
+      const clean = `${proxy.host}/resume/chunks-clean:v1`;
+      assert.equal((await dk(d, ['tag', name, clean])).code, 0);
+      const p2 = await dk(d, ['push', clean]);
+      assert.equal(p2.code, 0, p2.stdout + p2.stderr);
+      assert.equal(digestLine(p2.stdout, 'v1'), digest);
+      await pullBack(`${reg.host}/resume/chunks:v1`, { id: src.imageId, diffIds: [big.diffId] });
+    });
+
+    test('a connection cut inside a chunk: docker-registry cancels that upload, skiff starts the blob over, the same blob', async () => {
+      const big = await makeLayer([{ name: 'big.bin', data: pseudoRandom(3_000_000, 'resume') }]);
+      const src = await reg.pushImage('src/big', 'v1', [big]);
+      assert.equal((await dk(d, ['pull', `${reg.host}/src/big:v1`])).code, 0);
+      const name = `${proxy.host}/resume/big:v1`;
+      assert.equal((await dk(d, ['tag', `${reg.host}/src/big:v1`, name])).code, 0);
+      const from = proxy.log.length;
+      // Smaller than a chunk: the whole layer is the closing PUT's body.
+      proxy.addFault({ method: 'PUT', match: (req) => req.url?.includes('/resume/big/blobs/uploads/') === true, fault: { kind: 'cutRequest', after: 1_200_000 }, times: 1 });
+      const p = await dk(d, ['push', name], { timeout: 120_000 });
+      proxy.clearFaults();
+      assert.equal(p.code, 0, p.stdout + p.stderr + d.logs());
+      assert.match(p.stdout, /Retrying in 1 second/);
+      const log = proxy.log.slice(from).filter((e) => e.url.includes('/resume/big/blobs/uploads/'));
+      const cut = log.findIndex((e) => e.fault === 'cutRequest');
+      assert.ok(cut > 0, 'the PUT was cut');
+      assert.ok((log[cut]?.requestBytes ?? 0) >= 1_000_000, `the first PUT sent ${log[cut]?.requestBytes} bytes`);
+      // distribution keeps the bytes that arrived, so its size no longer matches the upload's last
+      // `_state` token: it cancels the upload on the next request ("upload resumed at wrong offset")
+      // and answers 404. A fresh upload carries the whole blob again.
+      const after = log.slice(cut + 1, cut + 4);
+      assert.deepEqual(after.map((e) => `${e.method} ${e.status}`), ['GET 404', 'POST 202', 'PUT 201']);
+      assert.equal(after[2]?.requestBytes, (await registryManifest(proxy.host, 'resume/big', 'v1')).layers[0]?.size);
+      const digest = digestLine(p.stdout, 'v1');
       const clean = `${proxy.host}/resume/clean:v1`;
       assert.equal((await dk(d, ['tag', name, clean])).code, 0);
       const p2 = await dk(d, ['push', clean]);

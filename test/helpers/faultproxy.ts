@@ -21,7 +21,7 @@ export type Fault =
   | { kind: 'stall'; after: number }
   | { kind: 'redirect'; status?: 301 | 302 | 303 | 307 | 308; sameOrigin?: boolean }
   | { kind: 'ignoreRange' }
-  /** Forward `after` bytes of the request body (an upload), then reset the client's connection. */
+  /** Forward `after` bytes of the request body (an upload), then reset the client's connection (0: at once, nothing forwarded). */
   | { kind: 'cutRequest'; after: number };
 
 export interface FaultRule {
@@ -200,6 +200,12 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
         res.end(`proxy: ${err.message}\n`);
       } else res.destroy();
     });
+    if (fault?.kind === 'cutRequest' && fault.after === 0) {
+      // The connection dies as the request starts: the registry gets no byte of its body.
+      up.destroy();
+      req.socket.resetAndDestroy();
+      return;
+    }
     if (fault?.kind === 'cutRequest') {
       let sent = 0;
       req.on('data', (chunk: Buffer) => {

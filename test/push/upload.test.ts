@@ -1,4 +1,4 @@
-// The blob uploader's resume logic against an in-process registry that can
+// The blob uploader's chunking and resume logic against an in-process registry that can
 // drop a PATCH after N bytes and keeps what arrived (a fault the Debian
 // registry cannot be made to show reliably: it cancels uploads whose state
 // token is stale), deterministic gzip, and the tar writer read back.
@@ -18,9 +18,13 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
 class FakeRegistry implements UploadClient {
   stored: Buffer[] = [];
   uploads = 0;
-  patches: Array<{ offset: number; sent: number }> = [];
+  patches: Array<{ method: string; offset: number; sent: number }> = [];
   blobs = new Map<string, Buffer>();
-  constructor(private readonly opts: { cutAfter?: number; forgetOnCut?: boolean }) {}
+  /** Which request body (1-based, PATCH or PUT) is cut after `cutAfter` bytes. */
+  cutAt = 1;
+  constructor(private readonly opts: { cutAfter?: number; forgetOnCut?: boolean; cutAt?: number; loseCommitAnswer?: boolean }) {
+    this.cutAt = opts.cutAt ?? 1;
+  }
 
   private answer(status: number, headers: Record<string, string> = {}, url = 'http://fake/'): RegistryAnswer {
     return { status, header: (n) => headers[n], body: { dump: async () => undefined } as unknown as RegistryAnswer['body'], url };
@@ -36,30 +40,35 @@ class FakeRegistry implements UploadClient {
       this.stored = [];
       return this.answer(202, { location: `/up/${this.uploads}` });
     }
-    if (method === 'PATCH') {
-      const p = { offset: this.size(), sent: 0 };
+    if (method === 'PATCH' || method === 'PUT') {
+      const body = Buffer.isBuffer(opts.body) ? opts.body : Buffer.alloc(0);
+      const range = opts.headers?.['content-range'];
+      if (range !== undefined && !range.startsWith(`${this.size()}-`)) return this.answer(416);
+      const p = { method, offset: this.size(), sent: 0 };
       this.patches.push(p);
-      const cut = this.patches.length === 1 ? this.opts.cutAfter : undefined;
-      for await (const c of typeof opts.body === 'function' ? opts.body() : []) {
-        const take = cut !== undefined ? c.subarray(0, Math.max(0, cut - p.sent)) : c;
-        this.stored.push(Buffer.from(take));
-        p.sent += take.length;
-        if (cut !== undefined && p.sent >= cut) {
-          if (this.opts.forgetOnCut) this.uploads = -1;
-          throw new Unavailable(`Patch "${url.href}": other side closed`);
-        }
+      const cut = this.patches.length === this.cutAt ? this.opts.cutAfter : undefined;
+      const take = cut !== undefined ? body.subarray(0, cut) : body;
+      this.stored.push(Buffer.from(take));
+      p.sent = take.length;
+      if (cut !== undefined) {
+        if (this.opts.forgetOnCut) this.uploads = -1;
+        throw new Unavailable(`${method} "${url.href}": other side closed`);
       }
-      return this.answer(202, { location: url.pathname });
-    }
-    if (method === 'GET') {
-      if (this.uploads === -1) return this.answer(404);
-      return this.answer(204, { range: `0-${this.size() - 1}`, location: url.pathname });
-    }
-    if (method === 'PUT') {
+      if (method === 'PATCH') return this.answer(202, { location: url.pathname });
       const all = Buffer.concat(this.stored);
       if (sha(all) !== url.searchParams.get('digest')) return this.answer(400);
       this.blobs.set(sha(all), all);
+      this.uploads = -1; // a committed upload is gone, as in distribution
+      if (this.opts.loseCommitAnswer) throw new Unavailable(`${method} "${url.href}": other side closed`);
       return this.answer(201);
+    }
+    if (method === 'HEAD') {
+      const blob = this.blobs.get(url.pathname.split('/').pop() ?? '');
+      return blob ? this.answer(200, { 'content-length': String(blob.length) }) : this.answer(404);
+    }
+    if (method === 'GET') {
+      if (this.uploads === -1) return this.answer(404);
+      return this.answer(204, { range: `0-${Math.max(0, this.size() - 1)}`, location: url.pathname });
     }
     return this.answer(404);
   }
@@ -74,34 +83,42 @@ function source(data: Buffer): () => AsyncIterable<Buffer> {
   };
 }
 
-test('an upload cut mid-PATCH continues from the offset the registry reports, and the blob is whole', async () => {
+test('an upload goes in chunks; one cut mid-chunk continues from the offset the registry reports, and the blob is whole', async () => {
   const data = pseudoRandom(2_000_000, 'upload');
-  const fake = new FakeRegistry({ cutAfter: 700_000 });
+  const chunk = 512 * 1024;
+  const fake = new FakeRegistry({ cutAt: 2, cutAfter: 100_000 });
   const retries: number[] = [];
   const up = new BlobUploader(fake, 'a/b');
-  const r = await up.upload(source(data), { attempts: 3, backoffMs: 1, onRetry: (n) => retries.push(n) });
+  const r = await up.upload(source(data), { attempts: 3, backoffMs: 1, chunkSize: chunk, onRetry: (n) => retries.push(n) });
   assert.deepEqual(r, { digest: sha(data), size: data.length });
   assert.deepEqual(retries, [1]);
-  assert.equal(fake.uploads, 1, 'the same upload went on');
+  assert.equal(fake.uploads, -1, 'the same upload went on, and was committed');
   assert.deepEqual(fake.patches, [
-    { offset: 0, sent: 700_000 },
-    { offset: 700_000, sent: 1_300_000 },
+    { method: 'PATCH', offset: 0, sent: chunk },
+    { method: 'PATCH', offset: chunk, sent: 100_000 },
+    { method: 'PATCH', offset: chunk + 100_000, sent: chunk },
+    { method: 'PATCH', offset: 2 * chunk + 100_000, sent: chunk },
+    { method: 'PUT', offset: 3 * chunk + 100_000, sent: 2_000_000 - 3 * chunk - 100_000 },
   ]);
   assert.deepEqual(fake.blobs.get(sha(data)), data);
 });
 
-test('an upload the registry forgot starts over; attempts are limited', async () => {
+test('a blob smaller than a chunk is one PUT; an upload the registry forgot starts over; attempts are limited', async () => {
   const data = pseudoRandom(300_000, 'forget');
   const fake = new FakeRegistry({ cutAfter: 100_000, forgetOnCut: true });
   const r = await new BlobUploader(fake, 'a/b').upload(source(data), { attempts: 2, backoffMs: 1 });
   assert.equal(r.digest, sha(data));
-  assert.equal(fake.patches[1]?.offset, 0);
+  assert.deepEqual(fake.patches, [
+    { method: 'PUT', offset: 0, sent: 100_000 },
+    { method: 'PUT', offset: 0, sent: 300_000 },
+  ]);
+  assert.equal(fake.uploads, -1);
 
   const always = new FakeRegistry({ cutAfter: 10 });
   const failing = new BlobUploader(
     {
       call: async (m, t, o) => {
-        if (m === "PATCH") always.patches.length = 0; // every PATCH is "the first": each one is cut
+        if (m === 'PUT') always.patches.length = 0; // every PUT is "the first": each one is cut
         return always.call(m, t, o);
       },
       callError: (a, w) => always.callError(a, w),
@@ -109,6 +126,14 @@ test('an upload the registry forgot starts over; attempts are limited', async ()
     'a/b',
   );
   await assert.rejects(failing.upload(source(data), { attempts: 3, backoffMs: 1 }), /other side closed/);
+});
+
+test('a closing PUT whose answer was lost: the blob is there (HEAD), nothing is sent again', async () => {
+  const data = pseudoRandom(1_000_000, 'lost answer');
+  const fake = new FakeRegistry({ loseCommitAnswer: true });
+  const r = await new BlobUploader(fake, 'a/b').upload(source(data), { attempts: 3, backoffMs: 1, chunkSize: 400_000 });
+  assert.deepEqual(r, { digest: sha(data), size: data.length });
+  assert.deepEqual(fake.patches.map((p) => p.method), ['PATCH', 'PATCH', 'PUT']);
 });
 
 test('gzipDeterministic: the same bytes in different chunkings give the same blob, with a fixed header', async () => {
