@@ -144,8 +144,9 @@ export class BlobUploader {
         location ??= await this.start();
         const hash = createHash('sha256');
         let size = 0;
-        let pending: Buffer[] = [];
-        let pendingLength = 0;
+        // One chunk buffer, reused: a PATCH has been answered before it is refilled.
+        const chunk = Buffer.allocUnsafe(chunkSize);
+        let fill = 0;
         for await (const c of source()) {
           hash.update(c);
           const start = size;
@@ -153,19 +154,19 @@ export class BlobUploader {
           onProgress?.();
           if (size <= committed) continue;
           const piece = start >= committed ? c : c.subarray(committed - start);
-          pending.push(piece);
-          pendingLength += piece.length;
-          if (pendingLength >= chunkSize) {
-            const all = Buffer.concat(pending, pendingLength);
-            for (let at = 0; pendingLength >= chunkSize; at += chunkSize, pendingLength -= chunkSize) {
-              location = await this.patch(location, committed, all.subarray(at, at + chunkSize), signal);
+          for (let at = 0; at < piece.length; ) {
+            const n = piece.copy(chunk, fill, at);
+            at += n;
+            fill += n;
+            if (fill === chunkSize) {
+              location = await this.patch(location, committed, chunk, signal);
               committed += chunkSize;
+              fill = 0;
             }
-            pending = pendingLength > 0 ? [all.subarray(all.length - pendingLength)] : [];
           }
         }
         whole = { digest: `sha256:${hash.digest('hex')}`, size };
-        await this.finish(location, whole.digest, Buffer.concat(pending, pendingLength), signal);
+        await this.finish(location, whole.digest, chunk.subarray(0, fill), signal);
         return whole;
       } catch (err) {
         if (signal?.aborted) throw err;
