@@ -227,6 +227,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
       images,
       dataRoot: root.path,
       lookup: (name) => service.lookup(name),
+      hold: (imgs) => service.hold(imgs),
       tag: (id, ref) => service.tag(id, ref, undefined),
       logger,
     }),

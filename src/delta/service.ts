@@ -15,6 +15,8 @@ export interface DeltaServiceOptions {
   dataRoot: string;
   /** Resolves a name or ID the way the image service does (NotFound otherwise). */
   lookup(name: string): StoredImage;
+  /** Keeps the images' layers while the delta is made (see ImageService.hold). */
+  hold(images: readonly StoredImage[]): () => Promise<void>;
   /** Tags an image (`t`), as POST /images/{name}/tag does. */
   tag(id: string, ref: string): Promise<void>;
   logger?: Logger;
@@ -43,7 +45,14 @@ export class DeltaService {
     const target = this.o.lookup(dest);
     return {
       run: async (emit) => {
-        const r = await createDelta({ layers: this.o.layers, images: this.o.images, tmpDir: this.tmpDir }, { image: base, name: src }, target, emit);
+        // Taken before the first await: a removal from now on leaves the layers read here alone.
+        const release = this.o.hold([base, target]);
+        let r: Awaited<ReturnType<typeof createDelta>>;
+        try {
+          r = await createDelta({ layers: this.o.layers, images: this.o.images, tmpDir: this.tmpDir }, { image: base, name: src }, target, emit);
+        } finally {
+          await release().catch((err: unknown) => this.o.logger?.warn('removing layers after a delta', { error: (err as Error).message }));
+        }
         this.o.logger?.info('delta created', {
           delta: r.image.id,
           'base-bytes': r.baseBytes,

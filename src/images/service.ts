@@ -391,6 +391,22 @@ export class ImageService {
     return out;
   }
 
+  /**
+   * Holds the images' layers while an operation reads them (a delta being
+   * created): rmi still untags and deletes the images, as balenaEngine's
+   * image lock allows, but their layers stay until the release, which then
+   * removes those of them no image uses any more.
+   */
+  hold(images: readonly StoredImage[]): () => Promise<void> {
+    const chainIds = [...new Set(images.flatMap((i) => i.chainIds))];
+    const release = this.o.images.lease(chainIds);
+    return async () => {
+      release();
+      const held = new Set(chainIds);
+      for (const chainId of this.o.images.unusedLayers()) if (held.has(chainId)) await this.o.layers.remove(chainId);
+    };
+  }
+
   private async deleteImage(image: StoredImage, noprune: boolean): Promise<DeleteItem[]> {
     const out: DeleteItem[] = [];
     // A forced rmi of an image a container uses only untags it, as dockerd does.

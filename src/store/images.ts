@@ -59,6 +59,8 @@ export function chainIdsOf(diffIds: string[]): string[] {
 export class ImageStore {
   private readonly images = new Map<string, StoredImage>();
   private readonly dir: string;
+  /** Layers an operation is reading (a delta being created), by chain ID: kept although no image uses them. */
+  private readonly leases = new Map<string, number>();
 
   private constructor(root: string, private readonly layers: LayerStore) {
     this.dir = join(root, 'images');
@@ -124,9 +126,28 @@ export class ImageStore {
     await fsyncDir(this.dir);
   }
 
-  /** Layers no image uses any more, top first so children go before parents. */
+  /**
+   * Keeps the layers from garbage collection until the returned function is
+   * called (once; later calls do nothing). In memory only: after a crash the
+   * next removal collects what a lease kept.
+   */
+  lease(chainIds: readonly string[]): () => void {
+    for (const c of chainIds) this.leases.set(c, (this.leases.get(c) ?? 0) + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      for (const c of chainIds) {
+        const n = (this.leases.get(c) ?? 1) - 1;
+        if (n > 0) this.leases.set(c, n);
+        else this.leases.delete(c);
+      }
+    };
+  }
+
+  /** Layers no image uses any more (and no lease keeps), top first so children go before parents. */
   unusedLayers(): string[] {
-    const used = new Set<string>();
+    const used = new Set<string>(this.leases.keys());
     for (const img of this.images.values()) for (const c of img.chainIds) used.add(c);
     const unused = this.layers.list().filter((l) => !used.has(l.chainId));
     const depth = (c: string | null): number => (c ? 1 + depth(this.layers.get(c)?.parent ?? null) : 0);

@@ -233,6 +233,67 @@ describe('delta images', () => {
     assert.equal((await inspect(d, `${reg.host}/case2/delta:v1`))?.Id, img.imageId);
   });
 
+  test('rmi of base and target while their delta is being created: both untagged and deleted, their layers kept until the delta is made', async () => {
+    // Big enough that the delta takes far longer than two removals (balena's TestDeltaCreateDestinationLock).
+    const big = pseudoRandom(24 << 20, 'lock');
+    const edited = Buffer.concat([big.subarray(0, 10 << 20), pseudoRandom(4096, 'lock-edit'), big.subarray((10 << 20) + 4096)]);
+    const base = await pushFixture('lock/base', [[{ name: 'data.bin', data: big }]]);
+    const target = await pushFixture('lock/target', [[{ name: 'data.bin', data: edited }], [{ name: 'x', data: Buffer.from('x') }]]);
+    for (const i of [base, target]) assert.equal((await docker(d.host, ['pull', `${reg.host}/${i.repo}`])).code, 0);
+    const chainIds = (diffIds: string[]) => diffIds.map((_, i) => diffIds.slice(1, i + 1).reduce((c, id) => sha256(`${c} ${id}`), diffIds[0] as string));
+    const held = [...chainIds(base.layers.map((l) => l.diffId)), ...chainIds(target.layers.map((l) => l.diffId))];
+    const layerRecords = () => new Set(readdirSync(join(d.dataRoot, 'layerdb')).filter((n) => n.endsWith('.json')).map((n) => `sha256:${n.slice(0, -5)}`));
+    assert.ok(held.every((c) => layerRecords().has(c)));
+
+    const removals: Array<{ status: number; body: string }> = [];
+    let removedAt = 0;
+    const lines: Array<{ status?: string; error?: string }> = [];
+    await new Promise<void>((resolve, reject) => {
+      const path = `/images/delta?src=${encodeURIComponent(`${reg.host}/lock/base`)}&dest=${encodeURIComponent(`${reg.host}/lock/target`)}&t=lock-delta:v1`;
+      const req = httpRequest({ socketPath: d.socket, method: 'POST', path, headers: { host: 'docker' } }, (res) => {
+        let buf = '';
+        res.on('data', (c: Buffer) => {
+          buf += c.toString();
+          for (let i = buf.indexOf('\r\n'); i >= 0; i = buf.indexOf('\r\n')) {
+            const line = JSON.parse(buf.slice(0, i)) as { status?: string; error?: string };
+            buf = buf.slice(i + 2);
+            lines.push(line);
+            if (line.status === 'Fingerprinting' && removals.length === 0) {
+              void (async () => {
+                for (const n of [`${reg.host}/lock/target`, `${reg.host}/lock/base`]) removals.push(await api(d, 'DELETE', `/images/${encodeURIComponent(n)}`));
+                removedAt = lines.length;
+              })().catch(reject);
+            }
+          }
+        });
+        res.on('end', resolve);
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(lines.find((l) => l.error), undefined, JSON.stringify(lines));
+    assert.ok(removedAt > 0 && removedAt < lines.length, `both removals answered while the delta was made (after line ${removedAt} of ${lines.length})`);
+    for (const [i, img] of [target, base].entries()) {
+      const r = removals[i] as { status: number; body: string };
+      assert.equal(r.status, 200, r.body);
+      const items = JSON.parse(r.body) as Array<{ Untagged?: string; Deleted?: string }>;
+      assert.deepEqual(items.filter((x) => x.Deleted).map((x) => x.Deleted), [img.imageId], 'the image, none of its layers');
+    }
+    const created = lines.map((l) => /^Created delta: (sha256:[0-9a-f]{64})$/.exec(l.status ?? '')).find(Boolean);
+    assert.ok(created, JSON.stringify(lines));
+    const ins = await inspect(d, 'lock-delta:v1');
+    assert.equal(ins?.Id, created[1]);
+    const blobs = await deltaImageBlobs(d, created[1] as string);
+    assert.ok(blobs.deltaBytes > 4096 && blobs.deltaBytes < 64 * 1024, `delta files ${blobs.deltaBytes} bytes`);
+    // The delta made, the layers nobody uses any more are gone.
+    const left = layerRecords();
+    assert.deepEqual(held.filter((c) => left.has(c)), []);
+    assert.equal(await inspect(d, `${reg.host}/lock/base`), undefined);
+    assert.equal((await docker(d.host, ['rmi', 'lock-delta:v1'])).code, 0);
+    await checkClean(d);
+  });
+
   test('POST /images/delta errors, and `skiff image delta` on the CLI', async () => {
     const base = pushed.get('case4/base') as PushedImage;
     const noSrc = await api(d, 'POST', '/images/delta?dest=x');
