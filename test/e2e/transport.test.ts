@@ -679,6 +679,44 @@ describe('push, save and load', () => {
       await pullBack(`${reg.host}/resume/big:v1`, { id: src.imageId, diffIds: [big.diffId] });
     });
 
+    test('POST /images/{name}/push streams dockerd\'s JSON progress: repository line, per layer Preparing → Pushing {current,total} → Pushed, digest line and aux', async () => {
+      const layer = await makeLayer([{ name: 'p.bin', data: pseudoRandom(600_000, 'json progress') }]);
+      await reg.pushImage('src/jsonp', 'v1', [layer]);
+      assert.equal((await dk(d, ['pull', `${reg.host}/src/jsonp:v1`])).code, 0);
+      const name = `${proxy.host}/jsonp/app`;
+      assert.equal((await dk(d, ['tag', `${reg.host}/src/jsonp:v1`, `${name}:v1`])).code, 0);
+      const auth = Buffer.from(JSON.stringify({ username: '', password: '', serveraddress: proxy.host })).toString('base64url');
+      const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = httpRequest({ socketPath: d.socket, method: 'POST', path: `/v1.41/images/${encodeURIComponent(name)}/push?tag=v1`, headers: { host: 'docker', 'x-registry-auth': auth } }, (res) => {
+          let t = '';
+          res.on('data', (c: Buffer) => (t += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: t }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(status, 200, text);
+      const msgs = text.split('\r\n').filter(Boolean).map((l) => JSON.parse(l) as { status?: string; id?: string; progressDetail?: { current?: number; total?: number }; progress?: string; aux?: { Tag: string; Digest: string; Size: number }; error?: string });
+      assert.deepEqual(msgs[0], { status: `The push refers to repository [${name}]` });
+      const id = short(layer.diffId);
+      const mine = msgs.filter((m) => m.id === id);
+      assert.equal(mine[0]?.status, 'Preparing');
+      assert.equal(mine[mine.length - 1]?.status, 'Pushed');
+      const pushing = mine.filter((m) => m.status === 'Pushing');
+      assert.ok(pushing.length >= 1, JSON.stringify(mine));
+      const last = pushing[pushing.length - 1];
+      assert.equal(last?.progressDetail?.total, layer.tar.length, 'progress counts the uncompressed layer, as dockerd');
+      assert.equal(last?.progressDetail?.current, layer.tar.length);
+      assert.match(last?.progress ?? '', /^\[=+>?\s*\] +\d/);
+      for (const m of pushing) assert.ok((m.progressDetail?.current ?? -1) <= (m.progressDetail?.total ?? 0));
+      const aux = msgs.find((m) => m.aux)?.aux;
+      assert.equal(aux?.Tag, 'v1');
+      assert.equal(msgs.find((m) => m.status?.startsWith('v1: digest: '))?.status, `v1: digest: ${aux?.Digest} size: ${aux?.Size}`);
+      assert.equal(msgs.find((m) => m.error), undefined);
+      assert.equal((await registryManifest(proxy.host, 'jsonp/app', 'v1')).layers.length, 1);
+    });
+
     test('push to an htpasswd registry: refused without credentials, works after docker login', async () => {
       const secure = await startRegistry({ htpasswd: { username: 'pushuser', password: 'pa55word' } });
       try {
