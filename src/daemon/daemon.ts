@@ -202,6 +202,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     images,
     refs,
     lookup: (name) => service.lookup(name),
+    hold: (imgs) => service.hold(imgs),
     events,
     blobs,
     registry: registryClient,

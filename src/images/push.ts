@@ -24,6 +24,8 @@ export interface PushDeps {
   layers: LayerStore;
   images: ImageStore;
   refs: RefStore;
+  /** Keeps the images' layers while they are uploaded (see ImageService.hold). */
+  hold(images: readonly StoredImage[]): () => Promise<void>;
   blobs: DistributionStore;
   client(ref: Reference): Pick<RegistryClient, 'call' | 'callError' | 'close'>;
   maxConcurrentUploads: number;
@@ -75,11 +77,13 @@ export async function preparePush(deps: PushDeps, name: string, tag: string | un
   }
   return {
     run: async (emit, signal) => {
+      const release = deps.hold(targets.map((t) => t.image));
       try {
         emit({ kind: 'status', text: `The push refers to repository [${repo.domain}/${repo.path}]` });
         for (const t of targets) await pushImage(deps, repo, uploader, t.image, t.tag, emit, signal);
       } finally {
         await client.close();
+        await release().catch(() => undefined);
       }
     },
   };

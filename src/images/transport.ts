@@ -20,6 +20,8 @@ export interface TransportOptions {
   refs: RefStore;
   /** An image by ID, short ID or reference (the image service's rules); throws NotFound. */
   lookup(name: string): StoredImage;
+  /** Keeps the images' layers while they are read (see ImageService.hold). */
+  hold(images: readonly StoredImage[]): () => Promise<void>;
   events?: EventBus;
   blobs: DistributionStore;
   registry(ref: Reference, auth: AuthConfig | undefined): Pick<RegistryClient, 'call' | 'callError' | 'close'>;
@@ -36,7 +38,21 @@ export class TransportService {
 
   /** docker save: names are resolved (404) before the returned stream starts. */
   async save(names: string[]): Promise<Readable> {
-    const { tar, imageIds } = await saveImages({ layers: this.o.layers, refs: this.o.refs, lookup: (n) => this.o.lookup(n) }, names);
+    // Each image is held as its name resolves, until the archive is written or abandoned.
+    const releases: Array<() => Promise<void>> = [];
+    const release = async () => {
+      for (const r of releases.splice(0)) await r();
+    };
+    const lookup = (n: string) => {
+      const image = this.o.lookup(n);
+      releases.push(this.o.hold([image]));
+      return image;
+    };
+    const { tar, imageIds } = await saveImages({ layers: this.o.layers, refs: this.o.refs, lookup }, names).catch(async (err: unknown) => {
+      await release();
+      throw err;
+    });
+    tar.once('close', () => void release().catch(() => undefined));
     for (const id of imageIds) this.o.events?.publish('image', 'save', id, { name: id });
     return tar;
   }
@@ -62,6 +78,7 @@ export class TransportService {
         layers: this.o.layers,
         images: this.o.images,
         refs: this.o.refs,
+        hold: (images) => this.o.hold(images),
         blobs: this.o.blobs,
         client: (ref) => this.o.registry(ref, auth),
         maxConcurrentUploads: this.o.maxConcurrentUploads,

@@ -3,7 +3,7 @@
 // with htpasswd auth), a fault proxy that cuts an upload mid-body, archives
 // made by skiff itself and an OCI layout built here.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -92,6 +92,25 @@ describe('push, save and load', () => {
     await reg?.stop();
     rmSync(work, { recursive: true, force: true });
   });
+
+  /** An API request whose JSON-lines or raw answer is read as it comes; `onData` sees each piece and the response. */
+  function apiStream(daemon: TestDaemon, method: string, path: string, headers: Record<string, string>, onData: (chunk: Buffer, res: IncomingMessage) => void): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({ socketPath: daemon.socket, method, path, headers: { host: 'docker', ...headers } }, (res) => {
+        res.on('data', (c: Buffer) => onData(c, res));
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+  async function apiCall(daemon: TestDaemon, method: string, path: string): Promise<{ status: number; body: string }> {
+    let body = '';
+    const status = await apiStream(daemon, method, path, {}, (c) => (body += c.toString()));
+    return { status, body };
+  }
+  const layerRecorded = (daemon: TestDaemon, chainId: string) => readdirSync(join(daemon.dataRoot, 'layerdb')).includes(`${chainId.slice(7)}.json`);
 
   describe('save and load', () => {
     test('docker save writes Docker 20.10\'s layout with layer tars identical to the DiffIDs', async () => {
@@ -338,6 +357,33 @@ describe('push, save and load', () => {
       } finally {
         fresh.cleanup();
       }
+    });
+
+    test('rmi during docker save: the image goes, the archive is still whole, then its layers go', async () => {
+      const layer = await makeLayer([{ name: 'save.bin', data: pseudoRandom(12 << 20, 'rmi during save') }]);
+      const pushed = await reg.pushImage('src/saverm', 'v1', [layer]);
+      const name = `${reg.host}/src/saverm:v1`;
+      assert.equal((await dk(d, ['pull', name])).code, 0);
+      const parts: Buffer[] = [];
+      let removal: Promise<{ status: number; body: string }> | undefined;
+      const status = await apiStream(d, 'GET', `/images/${encodeURIComponent(name)}/get`, {}, (c, res) => {
+        parts.push(c);
+        if (removal) return;
+        // The client stops reading: the daemon's stream waits (backpressure) with most of the layer unsent.
+        res.pause();
+        removal = apiCall(d, 'DELETE', `/images/${encodeURIComponent(name)}`).finally(() => res.resume());
+      });
+      assert.equal(status, 200);
+      const r = await (removal as Promise<{ status: number; body: string }>);
+      assert.equal(r.status, 200, r.body);
+      assert.deepEqual((JSON.parse(r.body) as Array<{ Deleted?: string }>).filter((x) => x.Deleted).map((x) => x.Deleted), [pushed.imageId], 'the image, not its layer');
+      const file = join(work, 'saverm.tar');
+      writeFileSync(file, Buffer.concat(parts));
+      const manifest = JSON.parse(runSync('tar', ['-xOf', file, 'manifest.json']).stdout) as Array<{ Layers: string[] }>;
+      const tar = spawnSync('tar', ['-xOf', file, manifest[0]?.Layers[0] as string], { maxBuffer: 64 << 20 });
+      assert.equal(sha256(tar.stdout), layer.diffId);
+      assert.equal(layerRecorded(d, layer.diffId), false, 'the layer went with the end of the save');
+      await assertCheckClean(d);
     });
 
     test('skiff save and skiff load', async () => {
@@ -715,6 +761,33 @@ describe('push, save and load', () => {
       assert.equal(msgs.find((m) => m.status?.startsWith('v1: digest: '))?.status, `v1: digest: ${aux?.Digest} size: ${aux?.Size}`);
       assert.equal(msgs.find((m) => m.error), undefined);
       assert.equal((await registryManifest(proxy.host, 'jsonp/app', 'v1')).layers.length, 1);
+    });
+
+    test('rmi during a push: the image goes, the push completes from the held layers, then they go', async () => {
+      const layer = await makeLayer([{ name: 'push.bin', data: pseudoRandom(1_000_000, 'rmi during push') }]);
+      const src = await reg.pushImage('src/pushrm', 'v1', [layer]);
+      assert.equal((await dk(d, ['pull', `${reg.host}/src/pushrm:v1`])).code, 0);
+      const name = `${proxy.host}/pushrm/app`;
+      assert.equal((await dk(d, ['tag', `${reg.host}/src/pushrm:v1`, `${name}:v1`])).code, 0);
+      // The layer's upload is refused once: the push waits a second before its retry, and the image is removed meanwhile.
+      proxy.addFault({ method: 'PUT', match: (req) => req.url?.includes('/pushrm/app/blobs/uploads/') === true, fault: { kind: 'status', status: 503 }, times: 1 });
+      const auth = Buffer.from('{}').toString('base64url');
+      let text = '';
+      let removal: Promise<{ status: number; body: string }> | undefined;
+      const status = await apiStream(d, 'POST', `/images/${encodeURIComponent(name)}/push?tag=v1`, { 'x-registry-auth': auth }, (c) => {
+        text += c.toString();
+        if (!removal && text.includes('Retrying in')) removal = apiCall(d, 'DELETE', `/images/${encodeURIComponent(src.imageId)}?force=1`);
+      });
+      proxy.clearFaults();
+      assert.equal(status, 200);
+      assert.ok(removal, text);
+      const r = await removal;
+      assert.equal(r.status, 200, r.body);
+      assert.deepEqual((JSON.parse(r.body) as Array<{ Deleted?: string }>).filter((x) => x.Deleted).map((x) => x.Deleted), [src.imageId]);
+      assert.doesNotMatch(text, /"error"/, text);
+      assert.match(text, /v1: digest: sha256:[0-9a-f]{64}/);
+      assert.equal(layerRecorded(d, layer.diffId), false);
+      await pullBack(`${name}:v1`, { id: src.imageId, diffIds: [layer.diffId] });
     });
 
     test('push to an htpasswd registry: refused without credentials, works after docker login', async () => {
