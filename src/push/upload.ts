@@ -20,8 +20,23 @@ export interface UploadOptions {
   chunkSize?: number;
 }
 
-/** A chunk is what a connection drop can cost when the registry keeps partial uploads; it is held in memory. */
-export const UPLOAD_CHUNK = 4 * 1024 * 1024;
+/**
+ * Bytes per PATCH. A chunk is held in memory, and is what a connection drop
+ * costs at most on a registry that keeps partial uploads. Not below 5 MiB:
+ * registries on S3 multipart storage refuse smaller parts.
+ */
+export const UPLOAD_CHUNK = 5 * 1024 * 1024;
+
+/** The largest chunk a registry may ask for (OCI-Chunk-Min-Length); above it, one stream. */
+const MAX_CHUNK = 64 * 1024 * 1024;
+
+/** Answers that mean "no chunks here" (range refused, too large, not allowed, or ECR's 201 that drops later chunks). */
+const CHUNK_REFUSALS = new Set([201, 405, 411, 413, 416]);
+
+/** Registries (origins) that refused chunks: their blobs go as one stream for the daemon's lifetime. */
+const UNCHUNKED = new Set<string>();
+
+class ChunksRefused extends Error {}
 
 /**
  * The blob's bytes from the start, the same on every call (a deterministic
@@ -69,12 +84,14 @@ export class BlobUploader {
     throw await this.client.callError(a, `Post "${a.url}"`);
   }
 
-  private async start(): Promise<string> {
+  /** Starts an upload: its location, and the smallest chunk the registry takes (OCI-Chunk-Min-Length, 0 if unsaid). */
+  private async start(): Promise<{ location: string; minChunk: number }> {
     const a = await this.call('POST', `/v2/${this.repo}/blobs/uploads/`, { headers: { 'content-length': '0' } });
     await a.body.dump().catch(() => undefined);
     const loc = a.header('location');
     if (a.status !== 202 || !loc) throw await this.client.callError(a, `Post "${a.url}"`);
-    return new URL(loc, a.url).href;
+    const min = Number(a.header('oci-chunk-min-length') ?? 0);
+    return { location: new URL(loc, a.url).href, minChunk: Number.isSafeInteger(min) && min > 0 ? min : 0 };
   }
 
   /**
@@ -95,19 +112,34 @@ export class BlobUploader {
 
   /** A small blob (an image config) in one request. */
   async putSmall(digest: string, data: Buffer): Promise<void> {
-    await this.finish(await this.start(), digest, data);
+    await this.finish((await this.start()).location, digest, data);
   }
 
-  /** One chunk at `offset`; returns the upload's next location. */
+  /**
+   * One chunk at `offset`; returns the upload's next location. A registry
+   * that refuses chunks, or takes one without saying so (a Range that does
+   * not end where the chunk does, a status other than 202), throws
+   * ChunksRefused: the blob then goes as one stream.
+   */
   private async patch(location: string, offset: number, data: Buffer, signal?: AbortSignal): Promise<string> {
-    const headers = {
-      'content-type': 'application/octet-stream',
-      'content-length': String(data.length),
-      'content-range': `${offset}-${offset + data.length - 1}`,
-    };
+    const end = offset + data.length - 1;
+    const headers = { 'content-type': 'application/octet-stream', 'content-length': String(data.length), 'content-range': `${offset}-${end}` };
     const a = await this.call('PATCH', location, { headers, body: data, ...(signal ? { signal } : {}) });
     await a.body.dump().catch(() => undefined);
+    if (CHUNK_REFUSALS.has(a.status)) throw new ChunksRefused(`Patch "${a.url}": ${a.status}`);
     if (a.status !== 202) throw await this.client.callError(a, `Patch "${a.url}"`);
+    const range = /^(?:bytes=)?0-(\d+)$/.exec(a.header('range')?.trim() ?? '');
+    if (range && Number(range[1]) !== end) throw new ChunksRefused(`Patch "${a.url}": the registry holds 0-${range[1]}, not 0-${end}`);
+    const loc = a.header('location');
+    return loc ? new URL(loc, a.url).href : location;
+  }
+
+  /** The rest of the blob as one streamed PATCH (dockerd's way), for registries that refuse chunks. */
+  private async stream(location: string, body: () => AsyncGenerator<Buffer>, signal?: AbortSignal): Promise<string> {
+    const a = await this.call('PATCH', location, { headers: { 'content-type': 'application/octet-stream' }, body, ...(signal ? { signal } : {}) });
+    await a.body.dump().catch(() => undefined);
+    // Any success, as dockerd's client takes it (ECR answers 201).
+    if (a.status < 200 || a.status > 299) throw await this.client.callError(a, `Patch "${a.url}"`);
     const loc = a.header('location');
     return loc ? new URL(loc, a.url).href : location;
   }
@@ -134,42 +166,69 @@ export class BlobUploader {
    * between chunks costs nothing. `onProgress` sees the stream's progress.
    */
   async upload(source: BlobSource, opts: UploadOptions, onProgress?: () => void): Promise<{ digest: string; size: number }> {
-    const chunkSize = opts.chunkSize ?? UPLOAD_CHUNK;
     const signal = opts.signal;
+    let chunkSize = opts.chunkSize ?? UPLOAD_CHUNK;
     let location: string | undefined;
     let committed = 0;
     let whole: { digest: string; size: number } | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        location ??= await this.start();
+        if (!location) {
+          const started = await this.start();
+          location = started.location;
+          chunkSize = Math.max(chunkSize, started.minChunk);
+        }
+        const origin = new URL(location).origin;
         const hash = createHash('sha256');
         let size = 0;
-        // One chunk buffer, reused: a PATCH has been answered before it is refilled.
-        const chunk = Buffer.allocUnsafe(chunkSize);
-        let fill = 0;
-        for await (const c of source()) {
-          hash.update(c);
-          const start = size;
-          size += c.length;
-          onProgress?.();
-          if (size <= committed) continue;
-          const piece = start >= committed ? c : c.subarray(committed - start);
-          for (let at = 0; at < piece.length; ) {
-            const n = piece.copy(chunk, fill, at);
-            at += n;
-            fill += n;
-            if (fill === chunkSize) {
-              location = await this.patch(location, committed, chunk, signal);
-              committed += chunkSize;
-              fill = 0;
+        /** The source from `committed` on; every byte hashed and counted. */
+        const rest = async function* (): AsyncGenerator<Buffer> {
+          for await (const c of source()) {
+            hash.update(c);
+            const start = size;
+            size += c.length;
+            onProgress?.();
+            if (size <= committed) continue;
+            yield start >= committed ? c : c.subarray(committed - start);
+          }
+        };
+        let last: Buffer = Buffer.alloc(0);
+        if (UNCHUNKED.has(origin) || chunkSize > MAX_CHUNK) {
+          location = await this.stream(location, rest, signal);
+        } else {
+          // One chunk buffer, reused: a PATCH has been answered before it is refilled.
+          const chunk = Buffer.allocUnsafe(chunkSize);
+          let fill = 0;
+          for await (const piece of rest()) {
+            for (let at = 0; at < piece.length; ) {
+              const n = piece.copy(chunk, fill, at);
+              at += n;
+              fill += n;
+              if (fill === chunkSize) {
+                location = await this.patch(location, committed, chunk, signal).catch((err: unknown) => {
+                  if (err instanceof ChunksRefused) UNCHUNKED.add(origin);
+                  throw err;
+                });
+                committed += chunkSize;
+                fill = 0;
+              }
             }
           }
+          last = chunk.subarray(0, fill);
         }
         whole = { digest: `sha256:${hash.digest('hex')}`, size };
-        await this.finish(location, whole.digest, chunk.subarray(0, fill), signal);
+        await this.finish(location, whole.digest, last, signal);
         return whole;
       } catch (err) {
         if (signal?.aborted) throw err;
+        if (err instanceof ChunksRefused) {
+          // Not a fault of the connection: the same attempt again, as one stream on a fresh upload.
+          if (location) await this.call('DELETE', location).then((d) => d.body.dump()).catch(() => undefined);
+          location = undefined;
+          committed = 0;
+          attempt--;
+          continue;
+        }
         if (!retryable(err) || attempt >= opts.attempts) throw err;
         const delay = opts.backoffMs * 2 ** (attempt - 1);
         opts.onRetry?.(attempt, delay);

@@ -654,8 +654,8 @@ describe('push, save and load', () => {
     });
 
     test('a connection cut between two chunks of a layer: the push goes on from the registry\'s offset, the same upload', async () => {
-      // Incompressible, so the gzip'd layer is ~9.4 MB: two 4 MiB PATCHes and a closing PUT with the rest.
-      const big = await makeLayer([{ name: 'big.bin', data: pseudoRandom(9_400_000, 'chunks') }]);
+      // Incompressible, so the gzip'd layer is ~12 MB: two 5 MiB PATCHes and a closing PUT with the rest.
+      const big = await makeLayer([{ name: 'big.bin', data: pseudoRandom(12_000_000, 'chunks') }]);
       const src = await reg.pushImage('src/chunks', 'v1', [big]);
       assert.equal((await dk(d, ['pull', `${reg.host}/src/chunks:v1`])).code, 0);
       // Through the proxy the registry is another host: nothing to skip or mount, the layer is uploaded.
@@ -676,13 +676,14 @@ describe('push, save and load', () => {
       // Then the config blob: its own POST and PUT.
       const after = log.slice(cut + 1, cut + 4);
       assert.deepEqual(before.map((e) => `${e.method} ${e.status}`), ['POST 202', 'PATCH 202']);
-      assert.equal(before[1]?.requestBytes, 4 * 1024 * 1024);
+      const MiB5 = 5 * 1024 * 1024;
+      assert.equal(before[1]?.requestBytes, MiB5);
       assert.deepEqual(after.map((e) => `${e.method} ${e.status}`), ['GET 204', 'PATCH 202', 'PUT 201'], 'the same upload went on: no new POST');
       const blob = (await registryManifest(proxy.host, 'resume/chunks', 'v1')).layers[0]?.size ?? 0;
-      assert.ok(blob > 9_000_000, `the layer blob is ${blob} bytes`);
+      assert.ok(blob > 2 * MiB5, `the layer blob is ${blob} bytes`);
       const sentAfter = after.reduce((n, e) => n + e.requestBytes, 0);
-      assert.equal(sentAfter, blob - 4 * 1024 * 1024, `after the cut ${sentAfter} of ${blob} bytes were sent`);
-      assert.equal(after[1]?.headers['content-range'], `${4 * 1024 * 1024}-${8 * 1024 * 1024 - 1}`);
+      assert.equal(sentAfter, blob - MiB5, `after the cut ${sentAfter} of ${blob} bytes were sent`);
+      assert.equal(after[1]?.headers['content-range'], `${MiB5}-${2 * MiB5 - 1}`);
       const digest = digestLine(p.stdout, 'v1');
       // The same image pushed without faults gives the same manifest: the resumed blob is byte-identical.
       const clean = `${proxy.host}/resume/chunks-clean:v1`;
@@ -691,6 +692,30 @@ describe('push, save and load', () => {
       assert.equal(p2.code, 0, p2.stdout + p2.stderr);
       assert.equal(digestLine(p2.stdout, 'v1'), digest);
       await pullBack(`${reg.host}/resume/chunks:v1`, { id: src.imageId, diffIds: [big.diffId] });
+    });
+
+    test('a registry that refuses chunks (413 to a PATCH with Content-Range) gets each layer as one streamed PATCH', async () => {
+      const nochunks = await startFaultProxy(reg.url);
+      try {
+        const big = await makeLayer([{ name: 'big.bin', data: pseudoRandom(7_000_000, 'no chunks') }]);
+        const src = await reg.pushImage('src/nochunks', 'v1', [big]);
+        assert.equal((await dk(d, ['pull', `${reg.host}/src/nochunks:v1`])).code, 0);
+        const name = `${nochunks.host}/nochunks/app:v1`;
+        assert.equal((await dk(d, ['tag', `${reg.host}/src/nochunks:v1`, name])).code, 0);
+        nochunks.addFault({ method: 'PATCH', match: (req) => req.headers['content-range'] !== undefined, fault: { kind: 'status', status: 413, body: 'too large' }, times: Infinity });
+        const p = await dk(d, ['push', name], { timeout: 120_000 });
+        assert.equal(p.code, 0, p.stdout + p.stderr + d.logs());
+        assert.doesNotMatch(p.stdout, /Retrying/);
+        const uploads = nochunks.log.filter((e) => e.url.includes('/nochunks/app/blobs/uploads/'));
+        const blob = (await registryManifest(nochunks.host, 'nochunks/app', 'v1')).layers[0]?.size ?? 0;
+        // The refused chunk, its upload cancelled, a fresh upload with the whole layer in one PATCH, then the config.
+        assert.deepEqual(uploads.slice(0, 6).map((e) => `${e.method} ${e.status}`), ['POST 202', 'PATCH 413', 'DELETE 204', 'POST 202', 'PATCH 202', 'PUT 201']);
+        assert.equal(uploads[4]?.headers['content-range'], undefined);
+        assert.equal(uploads[4]?.requestBytes, blob);
+        await pullBack(name.replace(nochunks.host, reg.host), { id: src.imageId, diffIds: [big.diffId] });
+      } finally {
+        await nochunks.stop();
+      }
     });
 
     test('a connection cut inside a chunk: docker-registry cancels that upload, skiff starts the blob over, the same blob', async () => {

@@ -22,11 +22,26 @@ class FakeRegistry implements UploadClient {
   blobs = new Map<string, Buffer>();
   /** Which request body (1-based, PATCH or PUT) is cut after `cutAfter` bytes. */
   cutAt = 1;
-  constructor(private readonly opts: { cutAfter?: number; forgetOnCut?: boolean; cutAt?: number; loseCommitAnswer?: boolean }) {
+  readonly base: string;
+  constructor(
+    private readonly opts: {
+      cutAfter?: number;
+      forgetOnCut?: boolean;
+      cutAt?: number;
+      loseCommitAnswer?: boolean;
+      /** The answer to a PATCH with Content-Range (a registry without chunks). */
+      refuseChunks?: number;
+      /** OCI-Chunk-Min-Length on the POST answer. */
+      minChunk?: number;
+      /** Registries are told apart by origin (chunk refusal is remembered per origin). */
+      origin?: string;
+    },
+  ) {
     this.cutAt = opts.cutAt ?? 1;
+    this.base = `${opts.origin ?? 'http://fake'}/`;
   }
 
-  private answer(status: number, headers: Record<string, string> = {}, url = 'http://fake/'): RegistryAnswer {
+  private answer(status: number, headers: Record<string, string> = {}, url = this.base): RegistryAnswer {
     return { status, header: (n) => headers[n], body: { dump: async () => undefined } as unknown as RegistryAnswer['body'], url };
   }
   private size(): number {
@@ -34,15 +49,22 @@ class FakeRegistry implements UploadClient {
   }
 
   async call(method: string, target: string, opts: RegistryCall): Promise<RegistryAnswer> {
-    const url = new URL(target, 'http://fake/');
+    const url = new URL(target, this.base);
     if (method === 'POST') {
       this.uploads++;
       this.stored = [];
-      return this.answer(202, { location: `/up/${this.uploads}` });
+      return this.answer(202, { location: `/up/${this.uploads}`, ...(this.opts.minChunk ? { 'oci-chunk-min-length': String(this.opts.minChunk) } : {}) });
+    }
+    if (method === 'DELETE') {
+      this.uploads = -1;
+      return this.answer(204);
     }
     if (method === 'PATCH' || method === 'PUT') {
-      const body = Buffer.isBuffer(opts.body) ? opts.body : Buffer.alloc(0);
+      const parts: Buffer[] = [];
+      if (typeof opts.body === 'function') for await (const c of opts.body()) parts.push(c);
+      const body = Buffer.isBuffer(opts.body) ? opts.body : Buffer.concat(parts);
       const range = opts.headers?.['content-range'];
+      if (range !== undefined && this.opts.refuseChunks) return this.answer(this.opts.refuseChunks);
       if (range !== undefined && !range.startsWith(`${this.size()}-`)) return this.answer(416);
       const p = { method, offset: this.size(), sent: 0 };
       this.patches.push(p);
@@ -134,6 +156,30 @@ test('a closing PUT whose answer was lost: the blob is there (HEAD), nothing is 
   const r = await new BlobUploader(fake, 'a/b').upload(source(data), { attempts: 3, backoffMs: 1, chunkSize: 400_000 });
   assert.deepEqual(r, { digest: sha(data), size: data.length });
   assert.deepEqual(fake.patches.map((p) => p.method), ['PATCH', 'PATCH', 'PUT']);
+});
+
+test('a registry that refuses chunks (413) gets the blob as one streamed PATCH, and later blobs too; OCI-Chunk-Min-Length is honoured', async () => {
+  const data = pseudoRandom(1_500_000, 'no chunks');
+  const fake = new FakeRegistry({ refuseChunks: 413, origin: 'http://nochunks' });
+  const up = new BlobUploader(fake, 'a/b');
+  const retries: number[] = [];
+  const r = await up.upload(source(data), { attempts: 1, backoffMs: 1, chunkSize: 500_000, onRetry: (n) => retries.push(n) });
+  assert.deepEqual(r, { digest: sha(data), size: data.length });
+  assert.deepEqual(retries, [], 'a refusal is no failed attempt');
+  assert.deepEqual(fake.patches, [
+    { method: 'PATCH', offset: 0, sent: 1_500_000 },
+    { method: 'PUT', offset: 1_500_000, sent: 0 },
+  ]);
+  assert.equal(fake.uploads, -1);
+  const next = pseudoRandom(1_200_000, 'no chunks 2');
+  fake.patches = [];
+  await up.upload(source(next), { attempts: 1, backoffMs: 1, chunkSize: 500_000 });
+  assert.deepEqual(fake.patches.map((p) => p.method), ['PATCH', 'PUT'], 'the refusal is remembered: no chunk tried');
+  assert.deepEqual(fake.blobs.get(sha(next)), next);
+
+  const big = new FakeRegistry({ minChunk: 700_000, origin: 'http://bigchunks' });
+  await new BlobUploader(big, 'a/b').upload(source(data), { attempts: 1, backoffMs: 1, chunkSize: 500_000 });
+  assert.deepEqual(big.patches.map((p) => [p.method, p.sent]), [['PATCH', 700_000], ['PATCH', 700_000], ['PUT', 100_000]]);
 });
 
 test('gzipDeterministic: the same bytes in different chunkings give the same blob, with a fixed header', async () => {
