@@ -358,6 +358,32 @@ describe('delta images', () => {
     }
   });
 
+  test('a base whose files changed on disk: the delta pull fails clearly and leaves nothing behind', async () => {
+    const fresh = await startDaemon({ config: { 'insecure-registries': [`127.0.0.1:${reg.port}`] } });
+    try {
+      assert.equal((await docker(fresh.host, ['pull', `${reg.host}/case2/base`])).code, 0);
+      // app/f10 is the same in the target: the delta copies it from the base. Same size, other bytes.
+      const hits = readdirSync(join(fresh.dataRoot, 'overlay2'))
+        .map((c) => join(fresh.dataRoot, 'overlay2', c, 'diff', 'app', 'f10'))
+        .filter((f) => existsSync(f));
+      assert.equal(hits.length, 1);
+      const f = hits[0] as string;
+      const data = readFileSync(f);
+      data[100] = (data[100] as number) ^ 0xff;
+      writeFileSync(f, data);
+      const layersBefore = readdirSync(join(fresh.dataRoot, 'overlay2')).sort();
+      const r = await docker(fresh.host, ['pull', `${reg.host}/case2/delta:v1`]);
+      assert.notEqual(r.code, 0, r.stdout);
+      // The patched layer is checked against the target's DiffID.
+      const want = (pushed.get('case2/target') as PushedImage).layers[1]?.diffId as string;
+      assert.match(r.stderr, new RegExp(`layer content does not match its DiffID: expected ${want}, got sha256:[0-9a-f]{64}`));
+      assert.deepEqual(readdirSync(join(fresh.dataRoot, 'overlay2')).sort(), layersBefore, 'no layer left behind');
+      assert.equal(await inspect(fresh, (pushed.get('case2/target') as PushedImage).imageId), undefined);
+    } finally {
+      fresh.cleanup();
+    }
+  });
+
   test('kill -9 during a delta pull, then restart: consistent store, and the pull completes', async () => {
     const dir = tempDir('skiff-delta-crash-');
     const cfg = { 'insecure-registries': [`127.0.0.1:${reg.port}`] };
