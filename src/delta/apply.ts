@@ -110,6 +110,8 @@ export async function applyDeltaImage(
     throw new InvalidParameter(`delta image has ${diffIdsOf(deltaConfig).length} layers but its target has ${info.diffIds.length}`);
   }
   let base: BaseStream | undefined;
+  // Until the image is stored its layers, and the base's, are only leased: a removal meanwhile leaves them.
+  const release = ctx.images.lease([...info.chainIds, ...(ctx.images.get(info.base)?.chainIds ?? [])]);
   try {
     for (let i = 0; i < info.chainIds.length; i++) {
       if (ctx.layers.get(info.chainIds[i] as string)) {
@@ -123,8 +125,9 @@ export async function applyDeltaImage(
       });
       onLayer?.(i, 'Pull complete');
     }
+    return await ctx.images.put(info.targetConfig);
   } finally {
+    release();
     await base?.close();
   }
-  return ctx.images.put(info.targetConfig);
 }

@@ -176,6 +176,16 @@ async function applyDeltaImage(deps: LoadDeps, img: LoadedImage, emit: (e: LoadE
 async function commitImage(deps: LoadDeps, img: LoadedImage, members: Map<string, Member>, emit: (e: LoadEvent) => void): Promise<StoredImage> {
   const chainIds = chainIdsOf(img.diffIds);
   const byPending = new Map<PendingLayer, Member>([...members.values()].map((m) => [m.pending, m]));
+  // Until the image is stored its layers are only leased: a removal meanwhile leaves them.
+  const release = deps.images.lease(chainIds);
+  try {
+    return await commitLayers(deps, img, chainIds, byPending, emit);
+  } finally {
+    release();
+  }
+}
+
+async function commitLayers(deps: LoadDeps, img: LoadedImage, chainIds: string[], byPending: Map<PendingLayer, Member>, emit: (e: LoadEvent) => void): Promise<StoredImage> {
   for (let i = 0; i < chainIds.length; i++) {
     const chainId = chainIds[i] as string;
     if (deps.layers.get(chainId)) continue;

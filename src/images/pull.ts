@@ -121,9 +121,12 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
     base ??= openDeltaBase([{ layers: ctx.layers, images: ctx.images }, ...(ctx.deltaStore ? [ctx.deltaStore] : [])], delta.base);
     return base;
   };
+  // Layers found here or committed on the way have no image yet: a removal meanwhile must not collect them.
+  const release = ctx.images.lease([...target.chainIds, ...(delta ? (ctx.images.get(delta.base)?.chainIds ?? []) : [])]);
   try {
     return await runLayers(registry, ctx, plan, target, delta ? deltaBase : undefined, emit, signal);
   } finally {
+    release();
     if (base) await (await base.catch(() => undefined))?.close();
   }
 }

@@ -110,6 +110,36 @@ describe('pulls through registry faults and registry auth', () => {
     });
   });
 
+  test('rmi of an image sharing a layer while a pull waits to retry: the pull keeps that layer and completes', async () => {
+    seq++;
+    const shared = await makeLayer([{ name: 'shared/', type: 'directory' }, { name: 'shared/lib', data: pseudoRandom(200_000, `shared-${seq}`) }]);
+    const own = await makeLayer([{ name: 'own-a', data: `a ${seq}\n` }]);
+    const big = await makeLayer([{ name: 'own-b', data: pseudoRandom(400_000, `own-b-${seq}`) }]);
+    const a = await reg.pushImage('faults/share-a', 'v1', [shared, own]);
+    const b = await reg.pushImage('faults/share-b', 'v1', [shared, big]);
+    assert.equal((await dockerc(['pull', `${proxy.host}/faults/share-a:v1`])).code, 0);
+    proxy.addFault({ method: 'GET', match: new RegExp(`/blobs/${big.digest}`), fault: { kind: 'status', status: 500 }, times: 1 });
+    const from = proxy.log.length;
+    const pull = dockerc(['pull', `${proxy.host}/faults/share-b:v1`]);
+    // The pull found the shared layer here and got its 500: it now waits a second before the retry.
+    for (let t = 0; !blobGets(from, big.digest).some((e) => e.status === 500); t++) {
+      assert.ok(t < 500, 'the blob was asked for');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const rmi = await dockerc(['rmi', `${proxy.host}/faults/share-a:v1`]);
+    assert.equal(rmi.code, 0, rmi.stderr);
+    assert.match(rmi.stdout, new RegExp(`Deleted: ${a.imageId}`));
+    assert.doesNotMatch(rmi.stdout, new RegExp(`Deleted: ${shared.diffId}`), 'the shared layer stays: the pull holds it');
+    const r = await pull;
+    proxy.clearFaults();
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /Retrying in 1 second/);
+    const ins = JSON.parse((await dockerc(['image', 'inspect', `${proxy.host}/faults/share-b:v1`])).stdout)[0];
+    assert.equal(ins.Id, b.imageId);
+    await assertCheckClean();
+    assertOnlyCommittedLayers();
+  });
+
   test('a truncated body (Content-Length promised more) resumes with a Range request', async () => {
     const { img, big } = await freshImage(reg, 'faults/trunc', 'v1');
     proxy.addFault({ method: 'GET', match: new RegExp(`/blobs/${big.digest}`), fault: { kind: 'truncate', after: 250_000 } });
