@@ -196,11 +196,17 @@ export class BlobUploader {
         if (UNCHUNKED.has(origin) || chunkSize > MAX_CHUNK) {
           location = await this.stream(location, rest, signal);
         } else {
-          // One chunk buffer, reused: a PATCH has been answered before it is refilled.
-          const chunk = Buffer.allocUnsafe(chunkSize);
+          // One chunk buffer, reused (a PATCH has been answered before it is refilled); it grows
+          // up to a chunk as data comes, so a small layer costs little memory.
+          let chunk = Buffer.allocUnsafe(Math.min(chunkSize, 64 * 1024));
           let fill = 0;
           for await (const piece of rest()) {
             for (let at = 0; at < piece.length; ) {
+              if (fill === chunk.length) {
+                const bigger = Buffer.allocUnsafe(Math.min(chunkSize, chunk.length * 2));
+                chunk.copy(bigger, 0, 0, fill);
+                chunk = bigger;
+              }
               const n = piece.copy(chunk, fill, at);
               at += n;
               fill += n;
