@@ -1,3 +1,5 @@
+// First: V8 flags must be set before undici compiles its WebAssembly parser.
+import './v8flags.js';
 import { runCli } from './cli/index.js';
 
 runCli(process.argv.slice(2)).then(
