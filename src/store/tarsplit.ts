@@ -14,10 +14,18 @@ import { SystemError } from '../errors.js';
 /** A segment of raw bytes, or `n` bytes of content from the file at `p`. */
 export type SplitRecord = { s: string } | { p: string; n: number; k: number };
 
+/** Lines are gathered up to this many characters before one write to gzip. */
+const LINE_BATCH = 64 * 1024;
+
 export class TarSplitWriter {
   private readonly gz = createGzip({ level: 6 });
   private readonly out;
   private k = 0;
+  // A layer of small files makes two records per file. Each write to the
+  // gzip stream is a trip through libuv's thread pool, and a full gzip
+  // buffer made extraction wait for those trips: records are batched.
+  private batch: string[] = [];
+  private batched = 0;
   /** A write error (ENOSPC...) is kept and reported by the next call, never thrown as an event. */
   private failed: Error | undefined;
 
@@ -28,16 +36,27 @@ export class TarSplitWriter {
     this.gz.pipe(this.out);
   }
 
-  private async line(rec: SplitRecord): Promise<void> {
+  private line(rec: SplitRecord): Promise<void> | undefined {
     if (this.failed) throw this.failed;
-    if (!this.gz.write(JSON.stringify(rec) + '\n')) {
+    const text = JSON.stringify(rec) + '\n';
+    this.batch.push(text);
+    this.batched += text.length;
+    return this.batched >= LINE_BATCH ? this.flush() : undefined;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.batch.length === 0) return;
+    const text = this.batch.join('');
+    this.batch = [];
+    this.batched = 0;
+    if (!this.gz.write(text)) {
       await Promise.race([once(this.gz, 'drain'), once(this.out, 'close')]);
       if (this.failed) throw this.failed;
     }
   }
 
-  segment(raw: Buffer): Promise<void> {
-    return raw.length === 0 ? Promise.resolve() : this.line({ s: raw.toString('base64') });
+  async segment(raw: Buffer): Promise<void> {
+    if (raw.length > 0) await this.line({ s: raw.toString('base64') });
   }
 
   /** Returns the record's number, which a superseded file is filed under. */
@@ -49,6 +68,7 @@ export class TarSplitWriter {
 
   async close(): Promise<void> {
     if (this.failed) throw this.failed;
+    await this.flush();
     this.gz.end();
     await finished(this.out);
     if (this.failed) throw this.failed;
