@@ -13,8 +13,13 @@ import type { TarSplitWriter } from './tarsplit.js';
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
-/** File content is gathered up to this much before one writev; files up to this size are written in one go. */
-const WRITE_BATCH = 1024 * 1024;
+/**
+ * File content is gathered up to this much before one writev; files up to
+ * this size are written in one go. A batch pins its gunzip chunks while the
+ * write is in flight, and a chunk that outlives a scavenge is freed only by a
+ * full GC: 256 KiB took ~1.5 MB off a pull's peak RSS compared with 1 MiB.
+ */
+const WRITE_BATCH = 256 * 1024;
 // Metadata calls (mkdir, symlink, chown, utimes) and small files use the
 // synchronous API on purpose: each takes microseconds, while a trip through
 // libuv's thread pool costs two thread hand-offs, which dominated the CPU
