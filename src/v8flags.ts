@@ -22,8 +22,16 @@
 // bytecode and Sparkplug baseline code. TurboFan's background compiles and
 // their code cost ~8 MB of a pull's peak memory and bought no measurable
 // CPU time (pull CPU 1.06-1.29 s with it, 1.09-1.25 s without).
+//
+// --optimize-for-size: V8 then runs memory-reducing mark-compacts as the old
+// generation grows (three short ones during a 60 MB pull). Chunks that were
+// in flight across two scavenges (a layer waiting on a write while the other
+// layer moves on) are promoted, and their malloc'd bytes come back only with a
+// full GC: without these they piled up to ~10 MB. 7 MB less peak RSS; the
+// CPU time of a pull did not change measurably (1.33 s with, 1.45 s without).
 import { setFlagsFromString } from 'node:v8';
 
 setFlagsFromString('--liftoff-only');
 setFlagsFromString('--semi-space-growth-factor=1');
 setFlagsFromString('--no-opt');
+setFlagsFromString('--optimize-for-size');
