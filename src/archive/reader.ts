@@ -5,6 +5,7 @@
 // until the previous entry's body has been consumed.
 import { InvalidParameter } from '../errors.js';
 import { applyPax, BLOCK, decodeHeader, isZeroBlock, metaKind, parsePax, type TarHeader } from './header.js';
+import { ByteSource } from './bytesource.js';
 
 export interface TarEntry {
   header: TarHeader;
@@ -17,51 +18,6 @@ export interface TarEntry {
 export interface TarTail {
   /** Padding after the last body is part of that entry's `padding`; this is everything after. */
   raw: Buffer;
-}
-
-/** Reads exact byte counts from an async chunk source. */
-class ByteSource {
-  private buf: Buffer = Buffer.alloc(0);
-  private done = false;
-  constructor(private readonly it: AsyncIterator<Buffer>) {}
-
-  private async fill(): Promise<boolean> {
-    if (this.done) return false;
-    const r = await this.it.next();
-    if (r.done) {
-      this.done = true;
-      return false;
-    }
-    this.buf = this.buf.length === 0 ? r.value : Buffer.concat([this.buf, r.value]);
-    return true;
-  }
-
-  /** Exactly n bytes, or fewer only at the end of the source. */
-  async read(n: number): Promise<Buffer> {
-    while (this.buf.length < n) if (!(await this.fill())) break;
-    const out = this.buf.subarray(0, Math.min(n, this.buf.length));
-    this.buf = this.buf.subarray(out.length);
-    return out;
-  }
-
-  /** Up to n bytes as they arrive, without joining chunks. */
-  async *chunks(n: number): AsyncGenerator<Buffer> {
-    let left = n;
-    while (left > 0) {
-      if (this.buf.length === 0 && !(await this.fill())) throw new InvalidParameter('archive/tar: unexpected EOF in file content');
-      const take = this.buf.subarray(0, Math.min(left, this.buf.length));
-      this.buf = this.buf.subarray(take.length);
-      left -= take.length;
-      yield take;
-    }
-  }
-
-  async rest(): Promise<Buffer> {
-    while (await this.fill());
-    const out = this.buf;
-    this.buf = Buffer.alloc(0);
-    return out;
-  }
 }
 
 export interface TarReaderResult {
@@ -78,7 +34,7 @@ const MAX_META = 1024 * 1024;
  * concatenating raw + body of every entry + trailer gives back the input.
  */
 export function readTar(source: AsyncIterable<Buffer>): TarReaderResult {
-  const src = new ByteSource(source[Symbol.asyncIterator]());
+  const src = new ByteSource(source[Symbol.asyncIterator](), () => new InvalidParameter('archive/tar: unexpected EOF in file content'));
   let trailer: Buffer | undefined;
 
   async function* entries(): AsyncGenerator<TarEntry> {

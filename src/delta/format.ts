@@ -3,6 +3,7 @@
 // the target; a COPY names a range of the base stream. All integers are
 // big-endian, in the smallest of 1/2/4/8 bytes that holds them.
 import { InvalidParameter } from '../errors.js';
+import { ByteSource } from '../archive/bytesource.js';
 
 export const DELTA_MAGIC = 0x72730236;
 
@@ -70,49 +71,6 @@ export interface BaseSource {
   readInto(buf: Buffer, offset: number, len: number): Promise<void>;
 }
 
-/** Reads exact byte counts from chunks as they arrive. */
-class Cursor {
-  private buf: Buffer = Buffer.alloc(0);
-  private done = false;
-  constructor(private readonly it: AsyncIterator<Buffer>) {}
-
-  private async fill(): Promise<boolean> {
-    if (this.done) return false;
-    const r = await this.it.next();
-    if (r.done) {
-      this.done = true;
-      return false;
-    }
-    const c = r.value;
-    this.buf = this.buf.length === 0 ? c : Buffer.concat([this.buf, c]);
-    return true;
-  }
-
-  async exact(n: number): Promise<Buffer> {
-    while (this.buf.length < n) {
-      if (!(await this.fill())) throw new DeltaError('unexpected EOF');
-    }
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
-    return out;
-  }
-
-  async *upTo(n: number): AsyncGenerator<Buffer> {
-    let left = n;
-    while (left > 0) {
-      if (this.buf.length === 0 && !(await this.fill())) throw new DeltaError('unexpected EOF');
-      const take = this.buf.subarray(0, Math.min(left, this.buf.length));
-      this.buf = this.buf.subarray(take.length);
-      left -= take.length;
-      yield take;
-    }
-  }
-
-  async atEnd(): Promise<boolean> {
-    return this.buf.length === 0 && !(await this.fill());
-  }
-}
-
 /** A malformed or truncated delta: the message names what was wrong, as librsync-go's do. */
 export class DeltaError extends InvalidParameter {}
 
@@ -132,7 +90,7 @@ const COPY_CHUNK = 64 * 1024;
  * `base`. Memory stays constant whatever the sizes (at most one chunk in flight).
  */
 export async function* patch(delta: AsyncIterable<Buffer>, base: BaseSource): AsyncGenerator<Buffer> {
-  const cur = new Cursor(delta[Symbol.asyncIterator]());
+  const cur = new ByteSource(delta[Symbol.asyncIterator](), () => new DeltaError('unexpected EOF'));
   const magic = (await cur.exact(4)).readUInt32BE(0);
   if (magic !== DELTA_MAGIC) {
     throw new DeltaError(`Got magic number ${magic.toString(16).padStart(8, '0')} rather than expected value ${DELTA_MAGIC.toString(16)}`);
@@ -141,10 +99,10 @@ export async function* patch(delta: AsyncIterable<Buffer>, base: BaseSource): As
     const op = (await cur.exact(1))[0] as number;
     if (op === OP_END) break;
     if (op <= OP_LITERAL_IMMEDIATE_MAX) {
-      yield* cur.upTo(op);
+      yield* cur.chunks(op);
     } else if (op < OP_COPY_N1_N1) {
       const len = readUint(await cur.exact(1 << (op - OP_LITERAL_N1)));
-      yield* cur.upTo(len);
+      yield* cur.chunks(len);
     } else if (op <= OP_COPY_N8_N8) {
       const k = op - OP_COPY_N1_N1;
       const offset = readUint(await cur.exact(1 << (k >> 2)));
