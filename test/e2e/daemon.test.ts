@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { docker, parseResponse, ping, rawRequest, run, SKIFF, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
+import { docker, HOST_NETWORK_SAFE_ARGS, parseResponse, ping, rawRequest, run, SKIFF, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
 
 describe('a running daemon', () => {
   let d: TestDaemon;
@@ -78,7 +78,7 @@ describe('a running daemon', () => {
     const link = join(other, 'link');
     await run('ln', ['-s', d.dataRoot, link]);
     for (const root of [d.dataRoot, link]) {
-      const r = await run(SKIFF, ['daemon', '--data-root', root, '-H', `unix://${join(other, 's.sock')}`, '--pidfile', join(other, 'pid'), '--config-file', join(other, 'none.json'), '--config-file', d.dir + '/daemon.json']);
+      const r = await run(SKIFF, ['daemon', ...HOST_NETWORK_SAFE_ARGS, '--data-root', root, '-H', `unix://${join(other, 's.sock')}`, '--pidfile', join(other, 'pid'), '--config-file', join(other, 'none.json'), '--config-file', d.dir + '/daemon.json']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, new RegExp(`data root ${d.dataRoot} is in use by another skiff daemon \\(pid ${d.child.pid}\\)`));
     }
@@ -142,7 +142,7 @@ describe('daemon lifecycle', () => {
       'os.execv(sys.argv[1], sys.argv[1:])',
     ].join('\n');
     const { spawn } = await import('node:child_process');
-    const child = spawn('python3', ['-c', script, SKIFF, 'daemon', '--data-root', join(dir, 'root'), '-H', 'fd://', '--pidfile', join(dir, 'pid'), '--config-file', join(dir, 'daemon.json')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('python3', ['-c', script, SKIFF, 'daemon', ...HOST_NETWORK_SAFE_ARGS, '--data-root', join(dir, 'root'), '-H', 'fd://', '--pidfile', join(dir, 'pid'), '--config-file', join(dir, 'daemon.json')], { stdio: ['ignore', 'ignore', 'pipe'] });
     let logs = '';
     child.stderr.on('data', (b: Buffer) => (logs += b.toString()));
     try {
@@ -159,7 +159,7 @@ describe('daemon lifecycle', () => {
   test('fd:// without socket activation is a clear error', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'daemon.json'), '{}');
-    const r = await run(SKIFF, ['daemon', '--data-root', join(dir, 'root'), '-H', 'fd://', '--pidfile', join(dir, 'pid'), '--config-file', join(dir, 'daemon.json')], { env: { ...process.env, LISTEN_FDS: '', LISTEN_PID: '' } });
+    const r = await run(SKIFF, ['daemon', ...HOST_NETWORK_SAFE_ARGS, '--data-root', join(dir, 'root'), '-H', 'fd://', '--pidfile', join(dir, 'pid'), '--config-file', join(dir, 'daemon.json')], { env: { ...process.env, LISTEN_FDS: '', LISTEN_PID: '' } });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /no sockets found via socket activation/);
   });
@@ -185,7 +185,7 @@ describe('the API socket', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'daemon.json'), '{}');
     try {
-      const r = await run(SKIFF, ['daemon', '--data-root', join(dir, 'root'), '-H', d.host, '--pidfile', join(dir, 'pid'), '--config-file', join(dir, 'daemon.json')]);
+      const r = await run(SKIFF, ['daemon', ...HOST_NETWORK_SAFE_ARGS, '--data-root', join(dir, 'root'), '-H', d.host, '--pidfile', join(dir, 'pid'), '--config-file', join(dir, 'daemon.json')]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /another daemon is already listening on/);
       assert.ok(await ping(d.socket));
@@ -197,7 +197,7 @@ describe('the API socket', () => {
 
 describe('daemon configuration errors', () => {
   const dir = tempDir();
-  const base = ['--data-root', join(dir, 'root'), '-H', `unix://${join(dir, 's.sock')}`, '--pidfile', join(dir, 'pid')];
+  const base = [...HOST_NETWORK_SAFE_ARGS, '--data-root', join(dir, 'root'), '-H', `unix://${join(dir, 's.sock')}`, '--pidfile', join(dir, 'pid')];
 
   test('unknown daemon.json keys stop the daemon with exit 1', async () => {
     writeFileSync(join(dir, 'bad.json'), JSON.stringify({ 'data-rot': '/x' }));

@@ -136,13 +136,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   };
 }
 
+/** For a daemon a test starts by hand in the host's namespace: no bridge, no iptables rules, no ip_forward. */
+export const HOST_NETWORK_SAFE_ARGS = ['--bridge=none', '--iptables=false', '--ip-forward=false'];
+
 function hostNetworkSafeArgs(opts: DaemonOptions): string[] {
   const given = (key: string) => (opts.args ?? []).some((a) => a === `--${key}` || a.startsWith(`--${key}=`)) || key in (opts.config ?? {});
-  return [
-    ...(given('bridge') ? [] : ['--bridge=none']),
-    ...(given('iptables') ? [] : ['--iptables=false']),
-    ...(given('ip-forward') ? [] : ['--ip-forward=false']),
-  ];
+  return HOST_NETWORK_SAFE_ARGS.filter((a) => !given(a.slice(2, a.indexOf('='))));
 }
 
 /** True when something answers GET /_ping with 200 on the socket. */
