@@ -63,6 +63,11 @@ function cstring(b: Buffer, off: number, len: number): string {
   return b.toString('utf8', off, end === -1 || end > off + len ? off + len : end);
 }
 
+/** ASCII whitespace, as String.prototype.trim strips it from a field. */
+const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
+
+// Headers are decoded for every entry of every layer: these work on the bytes
+// directly rather than through strings and regular expressions.
 function numeric(b: Buffer, off: number, len: number, field: string): number {
   const first = b[off] as number;
   if (first & 0x80) {
@@ -73,22 +78,40 @@ function numeric(b: Buffer, off: number, len: number, field: string): number {
     if (!Number.isSafeInteger(v)) throw new InvalidParameter(`archive/tar: ${field} out of range`);
     return v;
   }
-  const s = cstring(b, off, len).trim();
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw new InvalidParameter(`archive/tar: invalid ${field} field in header: ${JSON.stringify(s)}`);
-  return parseInt(s, 8);
+  // Up to the first NUL, without surrounding spaces; empty is 0.
+  let end = off;
+  while (end < off + len && b[end] !== 0) end++;
+  let start = off;
+  while (start < end && isSpace(b[start] as number)) start++;
+  while (end > start && isSpace(b[end - 1] as number)) end--;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const c = b[i] as number;
+    if (c < 0x30 || c > 0x37) {
+      throw new InvalidParameter(`archive/tar: invalid ${field} field in header: ${JSON.stringify(b.toString('utf8', start, end))}`);
+    }
+    v = v * 8 + (c - 0x30);
+  }
+  return v;
 }
 
 export function checksumOk(b: Buffer): boolean {
   const stored = numeric(b, 148, 8, 'checksum');
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const v = i >= 148 && i < 156 ? 32 : (b[i] as number);
+  // The checksum field itself counts as eight spaces.
+  let unsigned = 8 * 32;
+  let high = 0;
+  for (let i = 0; i < 148; i++) {
+    const v = b[i] as number;
     unsigned += v;
-    signed += v > 127 ? v - 256 : v;
+    if (v > 127) high++;
   }
-  return stored === unsigned || stored === signed;
+  for (let i = 156; i < BLOCK; i++) {
+    const v = b[i] as number;
+    unsigned += v;
+    if (v > 127) high++;
+  }
+  // Some old tars summed signed bytes: each byte above 127 counts 256 less.
+  return stored === unsigned || stored === unsigned - 256 * high;
 }
 
 export function decodeHeader(b: Buffer): TarHeader {

@@ -13,6 +13,8 @@ import type { TarSplitWriter } from './tarsplit.js';
 import { writeFileDirect } from './directio.js';
 
 const WHITEOUT = '.wh.';
+/** What makes a name need the slow path: a leading "/", "//", or a "." or ".." part. */
+const CLEAN = /^\/|\/\/|(^|\/)\.\.?(\/|$)/;
 const OPAQUE = '.wh..wh..opq';
 /**
  * File content is gathered up to this much before one writev; files up to
@@ -53,6 +55,8 @@ export interface ExtractStats {
 
 /** Normalises an entry name to a path relative to the layer root ('' = the root itself). */
 export function entryPath(name: string): string {
+  // Most names are already clean ("a/b/c" or "a/b/"): no empty, "." or ".." part.
+  if (!CLEAN.test(name) && !name.includes('\0')) return name.endsWith('/') ? name.slice(0, -1) : name;
   const parts: string[] = [];
   for (const part of name.split('/')) {
     if (part === '' || part === '.') continue;
@@ -76,10 +80,15 @@ export async function extractLayer(
   /** Bytes each path adds to the size, so a replaced path stops counting. */
   const sizes = new Map<string, number>();
   const stats: ExtractStats = { contentBytes: 0, entries: 0, superseded: {} };
-  const abs = (rel: string) => (rel === '' ? target.diffDir : posix.join(target.diffDir, rel));
-
+  // rel is clean (entryPath): plain concatenation is the join.
+  const abs = (rel: string) => (rel === '' ? target.diffDir : `${target.diffDir}/${rel}`);
   async function ensureParents(rel: string): Promise<void> {
-    const parts = rel.split('/').slice(0, -1);
+    const slash = rel.lastIndexOf('/');
+    if (slash < 0) return;
+    const parent = rel.slice(0, slash);
+    // A directory in `kinds` has all its parents there too: clear() drops a subtree together.
+    if (kinds.get(parent) === 'dir') return;
+    const parts = parent.split('/');
     let cur = '';
     for (const part of parts) {
       cur = cur ? `${cur}/${part}` : part;
