@@ -17,13 +17,14 @@
 // finished through the page cache.
 import { closeSync, constants, openSync, rmSync, write, writeSync } from 'node:fs';
 import { errnoCode } from '../errors.js';
+import type { Pacer } from './writeback.js';
 
 /** Offsets and lengths are multiples of this: the largest logical block size in use. */
 const ALIGN = 4096;
 /** One write's worth; two per file are in use, one filling while the other is written. */
 const SLAB = 256 * 1024;
 /** Slabs kept for reuse; more are made when several layers extract at once. */
-const POOL_MAX = 8;
+const POOL_MAX = 6; // two per layer, three layers at once by default
 
 // Node's types leave WebAssembly to the DOM library; only its page-allocated memory is used here.
 declare const WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
@@ -73,13 +74,13 @@ export interface DirectWrite {
 /**
  * Creates `path` (O_EXCL, O_NOFOLLOW) and writes `body` into it. Returns
  * undefined, having created nothing and read nothing, when O_DIRECT is off.
- * `paced` is told about bytes that went through the page cache.
+ * The pacer is told about every byte, and how it was written.
  */
 export async function writeFileDirect(
   path: string,
   body: AsyncIterable<Buffer>,
   mode: number,
-  paced: (bytes: number) => Promise<void> | undefined,
+  pacer?: Pacer,
 ): Promise<DirectWrite | undefined> {
   if (!usable || O_DIRECT === undefined) return undefined;
   const base = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -106,6 +107,7 @@ export async function writeFileDirect(
         if (plain === undefined) {
           try {
             await writeAt(fd, buf, len, at);
+            await pacer?.wroteDirect(len);
             return;
           } catch (err) {
             if (errnoCode(err) !== 'EINVAL') throw err;
@@ -114,7 +116,7 @@ export async function writeFileDirect(
           }
         }
         await writeAt(plain, buf, len, at);
-        await paced(len);
+        await pacer?.wrote(len);
       })();
       p.catch(() => undefined); // awaited before the next write, or in finally
       return p;
@@ -146,7 +148,7 @@ export async function writeFileDirect(
     if (fill > aligned) {
       plain ??= openSync(path, constants.O_WRONLY | constants.O_NOFOLLOW);
       for (let off = aligned; off < fill; ) off += writeSync(plain, last, off, fill - off, pos + off - aligned);
-      await paced(fill - aligned);
+      await pacer?.wrote(fill - aligned);
     }
     return { fd, written };
   } catch (err) {

@@ -11,6 +11,7 @@ import type { TarHeader } from '../archive/header.js';
 import type { SpecialFiles } from './special.js';
 import type { TarSplitWriter } from './tarsplit.js';
 import { writeFileDirect } from './directio.js';
+import type { Pacer } from './writeback.js';
 
 const WHITEOUT = '.wh.';
 /** What makes a name need the slow path: a leading "/", "//", or a "." or ".." part. */
@@ -40,7 +41,7 @@ export interface ExtractTarget {
   /** Where bytes of files overwritten later in the same tar are kept (for the rebuild). */
   keepDir: string;
   /** Told about every byte written, to keep dirty page cache bounded. */
-  pacer?: { wrote(bytes: number): Promise<void> };
+  pacer?: Pacer;
 }
 
 export interface ExtractStats {
@@ -238,7 +239,7 @@ async function drainEmpty(entry: TarEntry): Promise<void> {
 async function writeFile(path: string, entry: TarEntry, h: TarHeader, pacer: ExtractTarget['pacer']): Promise<number> {
   const mode = h.mode & 0o7777;
   if (h.size >= DIRECT_MIN) {
-    const d = await writeFileDirect(path, entry.body, mode, (n) => pacer?.wrote(n));
+    const d = await writeFileDirect(path, entry.body, mode, pacer);
     if (d) {
       try {
         if (d.written !== h.size) throw new InvalidParameter(`archive/tar: short file content for ${h.name}`);
