@@ -43,8 +43,15 @@ export function setDirectIo(on: boolean): void {
   usable = on && O_DIRECT !== undefined;
 }
 
-function takeSlab(): Buffer {
-  return pool.pop() ?? Buffer.from(new WebAssembly.Memory({ initial: SLAB / 65536, maximum: SLAB / 65536 }).buffer);
+/** Page-aligned memory, or undefined where WebAssembly is missing (--jitless) or out of memory. */
+function takeSlab(): Buffer | undefined {
+  const b = pool.pop();
+  if (b) return b;
+  try {
+    return Buffer.from(new WebAssembly.Memory({ initial: SLAB / 65536, maximum: SLAB / 65536 }).buffer);
+  } catch {
+    return undefined;
+  }
 }
 
 function giveSlab(b: Buffer): void {
@@ -83,11 +90,19 @@ export async function writeFileDirect(
   pacer?: Pacer,
 ): Promise<DirectWrite | undefined> {
   if (!usable || O_DIRECT === undefined) return undefined;
+  const a = takeSlab();
+  const b = a && takeSlab();
+  if (!a || !b) {
+    if (a) giveSlab(a);
+    return undefined; // this file through the page cache
+  }
+  const slabs = [a, b] as const;
   const base = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
   let fd: number;
   try {
     fd = openSync(path, base | O_DIRECT, mode);
   } catch (err) {
+    for (const s of slabs) giveSlab(s);
     if (errnoCode(err) !== 'EINVAL') throw err;
     // The inode may exist already: Linux checks O_DIRECT support after creating it.
     usable = false;
@@ -96,7 +111,6 @@ export async function writeFileDirect(
   }
   /** An ordinary descriptor for the tail, and for everything once O_DIRECT failed. */
   let plain: number | undefined;
-  const slabs = [takeSlab(), takeSlab()] as const;
   let inflight: Promise<void> | undefined;
   try {
     let pos = 0;
