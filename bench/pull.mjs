@@ -502,24 +502,29 @@ async function measureSkopeo(ref, runDir) {
   child.stderr.on('data', (x) => (out += x));
   const code = await new Promise((r) => child.on('exit', (c, s) => r(c ?? s)));
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  const { peakRss, peakRssRoots, peakAnon, peakDirty } = sampler.stop();
+  const sampled = sampler.stop();
   if (code !== 0) throw new Error(`skopeo copy exited ${code}: ${out.trim()}`);
+  return directResult({ wall, sampled, stats, dest, dropped, dirtyBefore });
+}
+
+/** The figures of a command run under one `sh` that wrote its own /proc stat and io to `stats` after reaping the rest. */
+function directResult({ wall, sampled, stats, dest, dropped, dirtyBefore }) {
   const text = readFileSync(stats, 'utf8');
+  rmSync(stats);
   const stat = text.slice(text.lastIndexOf(')') + 2).split('\n')[0].split(' ');
   const v = (k) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(text)?.[1] ?? 0);
-  rmSync(stats);
   return {
     wallS: wall,
     cpuS: (Number(stat[11]) + Number(stat[12]) + Number(stat[13]) + Number(stat[14])) / CLK_TCK,
-    peakRssBytes: peakRss,
-    peakRssDaemonsOnlyBytes: peakRssRoots,
-    peakRssAnonBytes: peakAnon,
+    peakRssBytes: sampled.peakRss,
+    peakRssDaemonsOnlyBytes: sampled.peakRssRoots,
+    peakRssAnonBytes: sampled.peakAnon,
     writtenBytes: v('write_bytes'),
     cancelledBytes: v('cancelled_write_bytes'),
     readBytes: v('read_bytes'),
     storedBytes: duBytes([dest]),
     allocatedBytes: duBytes([dest], true),
-    peakDirtyBytes: peakDirty,
+    peakDirtyBytes: sampled.peakDirty,
     dirtyBeforeBytes: dirtyBefore,
     cachesDropped: dropped,
   };
@@ -562,26 +567,9 @@ async function measureTar(img, runDir) {
   );
   const code = await exited;
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  const { peakRss, peakRssRoots, peakAnon, peakDirty } = sampler.stop();
+  const sampled = sampler.stop();
   if (code !== 0) throw new Error(`tar exited ${code}: ${out.trim()}`);
-  const text = readFileSync(stats, 'utf8');
-  const stat = text.slice(text.lastIndexOf(')') + 2).split('\n')[0].split(' ');
-  const v = (k) => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(text)?.[1] ?? 0);
-  return {
-    wallS: wall,
-    cpuS: (Number(stat[11]) + Number(stat[12]) + Number(stat[13]) + Number(stat[14])) / CLK_TCK,
-    peakRssBytes: peakRss,
-    peakRssDaemonsOnlyBytes: peakRssRoots,
-    peakRssAnonBytes: peakAnon,
-    writtenBytes: v('write_bytes'),
-    cancelledBytes: v('cancelled_write_bytes'),
-    readBytes: v('read_bytes'),
-    storedBytes: duBytes([dest]),
-    allocatedBytes: duBytes([dest], true),
-    peakDirtyBytes: peakDirty,
-    dirtyBeforeBytes: dirtyBefore,
-    cachesDropped: dropped,
-  };
+  return directResult({ wall, sampled, stats, dest, dropped, dirtyBefore });
 }
 
 // ---------------------------------------------------------------------------
