@@ -7,7 +7,6 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createGunzip, createGzip } from 'node:zlib';
 import { Readable } from 'node:stream';
-import { once } from 'node:events';
 import { finished } from 'node:stream/promises';
 import { SystemError } from '../errors.js';
 
@@ -50,7 +49,16 @@ export class TarSplitWriter {
     this.batch = [];
     this.batched = 0;
     if (!this.gz.write(text)) {
-      await Promise.race([once(this.gz, 'drain'), once(this.out, 'close')]);
+      // Whichever comes first; the other listener goes too (a layer waits here hundreds of times).
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.gz.off('drain', done);
+          this.out.off('close', done);
+          resolve();
+        };
+        this.gz.on('drain', done);
+        this.out.on('close', done);
+      });
       if (this.failed) throw this.failed;
     }
   }
