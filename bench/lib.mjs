@@ -220,3 +220,77 @@ export async function makeLayer(entries) {
   const gz = gzipSync(tar, { level: 6 });
   return { tar, gz, diffId: sha256(tar), digest: sha256(gz), tarSize: tar.length, size: gz.length, files: entries.filter((e) => e.data).length };
 }
+
+/** skiff's daemon with its socket, daemon.json and pid file in `dir`; nothing on the host's network. */
+export async function startSkiffDaemon(bin, dir, root = path.join(dir, 'root')) {
+  mkdirSync(dir, { recursive: true });
+  const socket = path.join(dir, 's.sock');
+  const config = path.join(dir, 'daemon.json');
+  writeFileSync(config, '{}');
+  const t0 = Date.now();
+  const proc = startProc(bin, ['daemon', '--data-root', root, '--host', `unix://${socket}`, '--pidfile', path.join(dir, 'pid'), '--config-file', config, ...SKIFF_HOST_NET_FLAGS]);
+  await waitFor('skiff daemon', () => existsSync(socket) && pingUnix(socket), proc, 20_000);
+  return { name: 'skiff', socket, roots: [proc.child.pid], dataDirs: [root], readyMs: Date.now() - t0, log: proc.log, stop: () => stopProc(proc.child) };
+}
+
+/** dockerd and a containerd of its own, on private roots, state and sockets in `dir`: no iptables, no bridge. */
+export async function startDockerdDaemon(dockerdBin, containerdBin, dir) {
+  const cd = path.join(dir, 'ctd');
+  mkdirSync(cd, { recursive: true });
+  const ctdSock = path.join(cd, 'c.sock');
+  const ctdConfig = path.join(cd, 'config.toml');
+  writeFileSync(
+    ctdConfig,
+    [
+      'version = 2',
+      `root = "${path.join(cd, 'root')}"`,
+      `state = "${path.join(cd, 'state')}"`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]',
+      `  address = "${ctdSock}"`,
+      '[ttrpc]',
+      `  address = "${ctdSock}.ttrpc"`,
+      '[debug]',
+      '  address = ""',
+      '[metrics]',
+      '  address = ""',
+      '',
+    ].join('\n'),
+  );
+  const t0 = Date.now();
+  const ctd = startProc(containerdBin, ['--config', ctdConfig, '-a', ctdSock]);
+  await waitFor('containerd', () => existsSync(ctdSock), ctd, 20_000);
+  await sleep(200); // the socket exists a moment before containerd serves it; dockerd retries anyway
+  const socket = path.join(dir, 'd.sock');
+  const daemonJson = path.join(dir, 'daemon.json');
+  writeFileSync(daemonJson, '{}');
+  const data = path.join(dir, 'data');
+  const dockerd = startProc(dockerdBin, [
+    '--data-root', data,
+    '--exec-root', path.join(dir, 'exec'),
+    '-H', `unix://${socket}`,
+    '--pidfile', path.join(dir, 'pid'),
+    '--config-file', daemonJson,
+    '--iptables=false',
+    '--bridge=none',
+    `--containerd=${ctdSock}`,
+  ]);
+  try {
+    await waitFor('dockerd', () => existsSync(socket) && pingUnix(socket), dockerd, 60_000);
+  } catch (err) {
+    await stopProc(ctd.child);
+    throw err;
+  }
+  return {
+    name: 'dockerd',
+    socket,
+    roots: [dockerd.child.pid, ctd.child.pid],
+    dataDirs: [data, path.join(cd, 'root')],
+    readyMs: Date.now() - t0,
+    log: () => dockerd.log() + ctd.log(),
+    stop: async () => {
+      await stopProc(dockerd.child);
+      await stopProc(ctd.child);
+    },
+  };
+}

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { descendants, makeLayer, MB, pingUnix, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startProc, startRegistry, stopProc, unmountUnder, waitFor, which, SKIFF_HOST_NET_FLAGS } from './lib.mjs';
+import { descendants, makeLayer, MB, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startDockerdDaemon, startRegistry, startSkiffDaemon, stopProc, unmountUnder, which } from './lib.mjs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -328,15 +328,7 @@ if (WANTED.has('skiff')) {
   peers.push({
     name: 'skiff',
     what: `${path.relative(ROOT, SEA) || SEA} daemon`,
-    async start(dir) {
-      const socket = path.join(dir, 's.sock');
-      const config = path.join(dir, 'daemon.json');
-      writeFileSync(config, '{}');
-      const root = path.join(dir, 'root');
-      const proc = startProc(SEA_COPY, ['daemon', '--data-root', root, '--host', `unix://${socket}`, '--pidfile', path.join(dir, 'pid'), '--config-file', config, ...SKIFF_HOST_NET_FLAGS]);
-      await waitFor('skiff daemon', () => existsSync(socket) && pingUnix(socket), proc, 20_000);
-      return { socket, roots: [proc.child.pid], dataDirs: [root], log: proc.log, stop: () => stopProc(proc.child) };
-    },
+    start: (dir) => startSkiffDaemon(SEA_COPY, dir),
   });
 }
 
@@ -352,63 +344,7 @@ if (WANTED.has('dockerd')) {
     peers.push({
       name: 'dockerd',
       what: `${DOCKERD} + ${CONTAINERD} (their own, on temp roots)`,
-      async start(dir) {
-        const cd = path.join(dir, 'ctd');
-        mkdirSync(cd, { recursive: true });
-        const ctdSock = path.join(cd, 'c.sock');
-        const ctdConfig = path.join(cd, 'config.toml');
-        writeFileSync(
-          ctdConfig,
-          [
-            'version = 2',
-            `root = "${path.join(cd, 'root')}"`,
-            `state = "${path.join(cd, 'state')}"`,
-            'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-            '[grpc]',
-            `  address = "${ctdSock}"`,
-            '[ttrpc]',
-            `  address = "${ctdSock}.ttrpc"`,
-            '[debug]',
-            '  address = ""',
-            '[metrics]',
-            '  address = ""',
-            '',
-          ].join('\n'),
-        );
-        const ctd = startProc(CONTAINERD, ['--config', ctdConfig, '-a', ctdSock]);
-        await waitFor('containerd', () => existsSync(ctdSock), ctd, 20_000);
-        await sleep(200); // the socket exists a moment before containerd serves it; dockerd retries anyway
-        const socket = path.join(dir, 'd.sock');
-        const daemonJson = path.join(dir, 'daemon.json');
-        writeFileSync(daemonJson, '{}');
-        const data = path.join(dir, 'data');
-        const dockerd = startProc(DOCKERD, [
-          '--data-root', data,
-          '--exec-root', path.join(dir, 'exec'),
-          '-H', `unix://${socket}`,
-          '--pidfile', path.join(dir, 'pid'),
-          '--config-file', daemonJson,
-          '--iptables=false',
-          '--bridge=none',
-          `--containerd=${ctdSock}`,
-        ]);
-        try {
-          await waitFor('dockerd', () => existsSync(socket) && pingUnix(socket), dockerd, 60_000);
-        } catch (err) {
-          await stopProc(ctd.child);
-          throw err;
-        }
-        return {
-          socket,
-          roots: [dockerd.child.pid, ctd.child.pid],
-          dataDirs: [data, path.join(cd, 'root')],
-          log: () => dockerd.log() + ctd.log(),
-          stop: async () => {
-            await stopProc(dockerd.child);
-            await stopProc(ctd.child);
-          },
-        };
-      },
+      start: (dir) => startDockerdDaemon(DOCKERD, CONTAINERD, dir),
     });
   }
 }

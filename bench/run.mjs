@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { descendants, makeLayer, MB, pingUnix, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startProc, startRegistry, stopProc, unmountUnder, waitFor, which, SKIFF_HOST_NET_FLAGS } from './lib.mjs';
+import { descendants, makeLayer, MB, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startDockerdDaemon, startRegistry, startSkiffDaemon, stopProc, unmountUnder, which } from './lib.mjs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -299,80 +299,14 @@ copyFileSync(SEA, SEA_COPY);
 const SEA_SHA256 = createHash('sha256').update(readFileSync(SEA_COPY)).digest('hex');
 
 async function startSkiff() {
-  const dir = path.join(TMP, 'skiff-d');
-  mkdirSync(dir, { recursive: true });
-  const socket = path.join(dir, 's.sock');
-  const config = path.join(dir, 'daemon.json');
-  writeFileSync(config, '{}');
-  const root = SKIFF_ROOT;
-  const t0 = Date.now();
-  const proc = startProc(SEA_COPY, ['daemon', '--data-root', root, '--host', `unix://${socket}`, '--pidfile', path.join(dir, 'pid'), '--config-file', config, ...SKIFF_HOST_NET_FLAGS]);
-  const d = { name: 'skiff', socket, roots: [proc.child.pid], log: proc.log, stop: () => stopProc(proc.child) };
+  const d = await startSkiffDaemon(SEA_COPY, path.join(TMP, 'skiff-d'), SKIFF_ROOT);
   daemons.push(d);
-  await waitFor('skiff daemon', () => existsSync(socket) && pingUnix(socket), proc, 20_000);
-  d.readyMs = Date.now() - t0;
   return d;
 }
 
 async function startDockerd() {
-  const dir = path.join(TMP, 'dockerd');
-  const cd = path.join(dir, 'ctd');
-  mkdirSync(cd, { recursive: true });
-  const ctdSock = path.join(cd, 'c.sock');
-  const ctdConfig = path.join(cd, 'config.toml');
-  writeFileSync(
-    ctdConfig,
-    [
-      'version = 2',
-      `root = "${path.join(cd, 'root')}"`,
-      `state = "${path.join(cd, 'state')}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      '[grpc]',
-      `  address = "${ctdSock}"`,
-      '[ttrpc]',
-      `  address = "${ctdSock}.ttrpc"`,
-      '[debug]',
-      '  address = ""',
-      '[metrics]',
-      '  address = ""',
-      '',
-    ].join('\n'),
-  );
-  const t0 = Date.now();
-  const ctd = startProc(CONTAINERD, ['--config', ctdConfig, '-a', ctdSock]);
-  await waitFor('containerd', () => existsSync(ctdSock), ctd, 20_000);
-  await sleep(200); // the socket exists a moment before containerd serves it; dockerd retries anyway
-  const socket = path.join(dir, 'd.sock');
-  const daemonJson = path.join(dir, 'daemon.json');
-  writeFileSync(daemonJson, '{}');
-  const dockerd = startProc(DOCKERD, [
-    '--data-root', path.join(dir, 'data'),
-    '--exec-root', path.join(dir, 'exec'),
-    '-H', `unix://${socket}`,
-    '--pidfile', path.join(dir, 'pid'),
-    '--config-file', daemonJson,
-    '--iptables=false',
-    '--bridge=none',
-    `--containerd=${ctdSock}`,
-  ]);
-  const d = {
-    name: 'dockerd',
-    socket,
-    roots: [dockerd.child.pid, ctd.child.pid],
-    log: () => dockerd.log() + ctd.log(),
-    stop: async () => {
-      await stopProc(dockerd.child);
-      await stopProc(ctd.child);
-    },
-  };
+  const d = await startDockerdDaemon(DOCKERD, CONTAINERD, path.join(TMP, 'dockerd'));
   daemons.push(d);
-  try {
-    await waitFor('dockerd', () => existsSync(socket) && pingUnix(socket), dockerd, 60_000);
-  } catch (err) {
-    await stopProc(ctd.child);
-    throw err;
-  }
-  d.readyMs = Date.now() - t0;
   return d;
 }
 
