@@ -3,27 +3,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { docker, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
-import { pullBusybox, pushBusybox, removeAllContainers } from '../helpers/busybox.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startBusyboxDaemon, stopBusyboxDaemon } from '../helpers/busybox.js';
+import type { TestRegistry } from '../helpers/registry.js';
 
 describe('confinement and daemon restarts', () => {
   let reg: TestRegistry;
   let d: TestDaemon;
   const dir = tempDir('skiff-confine-');
 
-  before(async () => {
-    reg = await startRegistry();
-    await pushBusybox(reg, ['dd', 'wc']);
-    d = await startDaemon({ dir });
-    await pullBusybox(d, reg);
-  });
-  after(async () => {
-    if (d) {
-      await removeAllContainers(d);
-      d.cleanup();
-    }
-    await reg?.stop();
-  });
+  before(async () => ({ d, reg } = await startBusyboxDaemon({ dir, extra: ['dd', 'wc'] })));
+  after(() => stopBusyboxDaemon(d, reg));
 
   const capEff = async (args: string[]) => {
     const r = await docker(d.host, ['run', '--rm', ...args, 'busybox', 'grep', 'CapEff', '/proc/self/status']);
@@ -125,19 +114,8 @@ describe('health checks', () => {
   let reg: TestRegistry;
   let d: TestDaemon;
 
-  before(async () => {
-    reg = await startRegistry();
-    await pushBusybox(reg);
-    d = await startDaemon({ args: ['--experimental'] });
-    await pullBusybox(d, reg);
-  });
-  after(async () => {
-    if (d) {
-      await removeAllContainers(d);
-      d.cleanup();
-    }
-    await reg?.stop();
-  });
+  before(async () => ({ d, reg } = await startBusyboxDaemon({ args: ['--experimental'] })));
+  after(() => stopBusyboxDaemon(d, reg));
 
   const health = async (name: string) => JSON.parse((await docker(d.host, ['inspect', name])).stdout)[0].State.Health;
 

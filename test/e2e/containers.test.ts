@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { docker, run, SKIFF, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
-import { pullBusybox, pushBusybox, removeAllContainers } from '../helpers/busybox.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startBusyboxDaemon, stopBusyboxDaemon } from '../helpers/busybox.js';
+import type { TestRegistry } from '../helpers/registry.js';
 
 async function dockerInput(host: string, args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -25,19 +25,8 @@ describe('containers', () => {
   let d: TestDaemon;
   const dir = tempDir('skiff-containers-');
 
-  before(async () => {
-    reg = await startRegistry();
-    await pushBusybox(reg, ['ip', 'cat']);
-    d = await startDaemon({ dir });
-    await pullBusybox(d, reg);
-  });
-  after(async () => {
-    if (d) {
-      await removeAllContainers(d);
-      d.cleanup();
-    }
-    await reg?.stop();
-  });
+  before(async () => ({ d, reg } = await startBusyboxDaemon({ dir, extra: ['ip', 'cat'] })));
+  after(() => stopBusyboxDaemon(d, reg));
 
   test('docker run --rm busybox echo hi prints hi and leaves nothing behind', async () => {
     const r = await docker(d.host, ['run', '--rm', 'busybox', 'echo', 'hi']);

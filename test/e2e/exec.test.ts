@@ -6,9 +6,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { docker, parseResponse, rawRequest, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
-import { pullBusybox, pushBusybox, removeAllContainers } from '../helpers/busybox.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { docker, parseResponse, rawRequest, tempDir, type TestDaemon } from '../helpers/daemon.js';
+import { startBusyboxDaemon, stopBusyboxDaemon } from '../helpers/busybox.js';
+import type { TestRegistry } from '../helpers/registry.js';
 
 const DOCKER_CONFIG = join(tmpdir(), 'skiff-test-docker-config');
 
@@ -65,20 +65,11 @@ describe('exec and TTYs', () => {
   const dir = tempDir('skiff-exec-');
 
   before(async () => {
-    reg = await startRegistry();
-    await pushBusybox(reg, ['cat', 'tty']);
-    d = await startDaemon({ dir });
-    await pullBusybox(d, reg);
+    ({ d, reg } = await startBusyboxDaemon({ dir, extra: ['cat', 'tty'] }));
     const run = await docker(d.host, ['run', '-d', '--name', 'box', 'busybox', 'sleep', '1000']);
     assert.equal(run.code, 0, run.stderr);
   });
-  after(async () => {
-    if (d) {
-      await removeAllContainers(d);
-      d.cleanup();
-    }
-    await reg?.stop();
-  });
+  after(() => stopBusyboxDaemon(d, reg));
 
   test('docker exec box echo hi; exit codes come back', async () => {
     const r = await docker(d.host, ['exec', 'box', 'echo', 'hi']);

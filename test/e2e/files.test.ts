@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { docker, parseResponse, rawRequest, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
-import { pullBusybox, pushBusybox, removeAllContainers } from '../helpers/busybox.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { docker, parseResponse, rawRequest, tempDir, type TestDaemon } from '../helpers/daemon.js';
+import { startBusyboxDaemon, stopBusyboxDaemon } from '../helpers/busybox.js';
+import type { TestRegistry } from '../helpers/registry.js';
 
 describe('docker cp, export, diff', () => {
   let reg: TestRegistry;
@@ -31,19 +31,10 @@ describe('docker cp, export, diff', () => {
 
   before(async () => {
     mkdirSync(work, { recursive: true });
-    reg = await startRegistry();
-    await pushBusybox(reg);
-    d = await startDaemon({ dir });
-    await pullBusybox(d, reg);
+    ({ d, reg } = await startBusyboxDaemon({ dir }));
     await ok('run', '-d', '--name', 'box', '--hostname', 'boxhost', '-v', 'cpvol:/vol', 'busybox', 'sleep', '1000');
   });
-  after(async () => {
-    if (d) {
-      await removeAllContainers(d);
-      d.cleanup();
-    }
-    await reg?.stop();
-  });
+  after(() => stopBusyboxDaemon(d, reg));
 
   test('cp out: a file to stdout as a tar, with the path stat header', async () => {
     const r = piped('cp box:/etc/hostname -', 'tar -tvf -');

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { docker, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
-import { pullBusybox, pushBusybox, removeAllContainers } from '../helpers/busybox.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { docker, tempDir, type TestDaemon } from '../helpers/daemon.js';
+import { startBusyboxDaemon, stopBusyboxDaemon } from '../helpers/busybox.js';
+import type { TestRegistry } from '../helpers/registry.js';
 
 describe('local log driver', () => {
   let reg: TestRegistry;
@@ -19,19 +19,8 @@ describe('local log driver', () => {
     return r;
   };
 
-  before(async () => {
-    reg = await startRegistry();
-    await pushBusybox(reg);
-    d = await startDaemon({ dir });
-    await pullBusybox(d, reg);
-  });
-  after(async () => {
-    if (d) {
-      await removeAllContainers(d);
-      d.cleanup();
-    }
-    await reg?.stop();
-  });
+  before(async () => ({ d, reg } = await startBusyboxDaemon({ dir })));
+  after(() => stopBusyboxDaemon(d, reg));
 
   test('rotated and compressed at max-size; docker logs reads across the files', async () => {
     const id = (

@@ -3,9 +3,9 @@
 // tagged `busybox`.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { docker, type TestDaemon } from './daemon.js';
+import { docker, startDaemon, type DaemonOptions, type TestDaemon } from './daemon.js';
 import { busyboxEntries } from './debian.js';
-import { makeLayer, type LayerEntry, type TestRegistry } from './registry.js';
+import { makeLayer, startRegistry, type LayerEntry, type TestRegistry } from './registry.js';
 
 /** The image's entries: busybox, its usual applets and `extra` applet links. */
 export function busyboxImage(extra: string[] = []): LayerEntry[] {
@@ -30,4 +30,33 @@ export async function pullBusybox(d: TestDaemon, reg: TestRegistry): Promise<voi
 export async function removeAllContainers(d: TestDaemon): Promise<void> {
   const ids = (await docker(d.host, ['ps', '-aq'])).stdout.trim().split('\n').filter(Boolean);
   if (ids.length) await docker(d.host, ['rm', '-f', ...ids]);
+}
+
+/**
+ * The set-up most e2e suites share: a test registry with busybox (and `extra`
+ * applets), and a daemon that has pulled it as `busybox`. What was started is
+ * stopped again when a step fails.
+ */
+export async function startBusyboxDaemon(opts: DaemonOptions & { extra?: string[] } = {}): Promise<{ d: TestDaemon; reg: TestRegistry }> {
+  const { extra, ...daemon } = opts;
+  const reg = await startRegistry();
+  let d: TestDaemon | undefined;
+  try {
+    await pushBusybox(reg, extra);
+    d = await startDaemon(daemon);
+    await pullBusybox(d, reg);
+    return { d, reg };
+  } catch (err) {
+    await stopBusyboxDaemon(d, reg);
+    throw err;
+  }
+}
+
+/** Undoes startBusyboxDaemon: the daemon's containers, the daemon, the registry (whatever exists). */
+export async function stopBusyboxDaemon(d: TestDaemon | undefined, reg: TestRegistry | undefined): Promise<void> {
+  if (d) {
+    await removeAllContainers(d);
+    d.cleanup();
+  }
+  await reg?.stop();
 }
