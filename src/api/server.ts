@@ -11,7 +11,8 @@ import { errorBody, sendError, sendJSON } from './respond.js';
 import type { Router } from './router.js';
 
 export interface ApiServerOptions {
-  router: Router;
+  /** The routes, or their promise while the daemon is still starting (requests wait for it). */
+  router: Router | Promise<Router>;
   logger: Logger;
   experimental: boolean;
 }
@@ -131,7 +132,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     try {
       const ctx = makeContext(req, res, upgrade);
       logger.debug('request', { method: ctx.method, path: req.url ?? '' });
-      const match = router.match(ctx.method, ctx.path);
+      const match = (router instanceof Promise ? await router : router).match(ctx.method, ctx.path);
       if (!match) throw new NotFound('page not found');
       ctx.params = match.params;
       await match.handler(ctx);

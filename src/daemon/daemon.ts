@@ -66,24 +66,22 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     for (const fn of cleanups.reverse()) await fn().catch((err: Error) => logger.warn('cleanup failed', { error: err.message }));
   };
 
-  let backend: Backend;
-  let containers: ContainerService;
-  let net: NetworkService;
-  try {
-    const root = await DataRoot.load(realRoot, logger);
-    ({ backend, containers, net } = await makeBackend(config, root, logger));
-    cleanups.push(async () => net.shutdown());
-    // Bridges and rules first, then the containers, then whatever a crash left behind.
-    await net.start();
-    await containers.restore();
-    await net.reconcile();
-  } catch (err) {
-    await cleanup();
-    throw err;
-  }
+  // The sockets first, as dockerd does: a daemon that cannot listen (a bad
+  // -H, --group or fd://) stops before it makes bridges, rules or anything
+  // else. Requests that arrive meanwhile wait for the routes.
+  let routes!: (router: ReturnType<typeof buildRouter>) => void;
+  let noRoutes!: (err: Error) => void;
+  const router = new Promise<ReturnType<typeof buildRouter>>((resolve, reject) => {
+    routes = resolve;
+    noRoutes = reject;
+  });
+  router.catch(() => undefined); // requests waiting on it get the error; nobody else needs it
+  const api = createApiServer({ router, logger, experimental: config.experimental });
   let listeners: Listener[] = [];
-  const api = createApiServer({ router: buildRouter(backend), logger, experimental: config.experimental });
-
+  const closeApi = async () => {
+    api.stopAccepting();
+    await removeSockets(listeners);
+  };
   try {
     await writePidfile(config.pidfile);
     cleanups.push(() => fs.rm(config.pidfile, { force: true }));
@@ -93,8 +91,27 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       logger,
     });
   } catch (err) {
-    api.stopAccepting();
-    await removeSockets(listeners);
+    await closeApi();
+    await cleanup();
+    throw err;
+  }
+
+  let containers: ContainerService;
+  try {
+    const root = await DataRoot.load(realRoot, logger);
+    let backend: Backend;
+    let net: NetworkService;
+    ({ backend, containers, net } = await makeBackend(config, root, logger));
+    cleanups.push(async () => net.shutdown());
+    // Bridges and rules first, then the containers, then whatever a crash left behind.
+    await net.start();
+    await containers.restore();
+    await net.reconcile();
+    routes(buildRouter(backend));
+  } catch (err) {
+    noRoutes(err instanceof Error ? err : new SystemError(String(err)));
+    await closeApi();
+    api.closeAll();
     await cleanup();
     throw err;
   }

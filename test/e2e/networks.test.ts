@@ -6,9 +6,10 @@
 // clean-up checked with ip and iptables, also after kill -9 of the daemon.
 import assert from 'node:assert/strict';
 import { readFileSync, realpathSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { busyboxImage } from '../helpers/busybox.js';
-import { docker, parseResponse, rawRequest, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
+import { docker, parseResponse, rawRequest, run, SKIFF, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
 import { createNetns, linkNetns, mirrorRegistry, type TestNetns } from '../helpers/netns.js';
 import { makeLayer, startRegistry, type LayerEntry, type TestRegistry } from '../helpers/registry.js';
 
@@ -459,6 +460,24 @@ describe('networks: daemon options', () => {
     } finally {
       dd?.cleanup();
       routed.remove();
+    }
+  });
+
+  test('a daemon that cannot listen stops before it makes a bridge or a rule', async () => {
+    const bad = createNetns('nolisten');
+    const dir = tempDir('skiff-nolisten-');
+    try {
+      const before = bad.exec('ip', ['-br', 'link']).stdout + bad.exec('iptables', ['-S']).stdout + bad.exec('iptables', ['-t', 'nat', '-S']).stdout;
+      const args = ['daemon', '--data-root', join(dir, 'root'), '-H', `unix://${join(dir, 's.sock')}`, '--pidfile', join(dir, 'pid'), '--group', 'no-such-group-skiff'];
+      const r = await run('nsenter', [`--net=${bad.path}`, SKIFF, ...args]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /group no-such-group-skiff not found/);
+      const after = bad.exec('ip', ['-br', 'link']).stdout + bad.exec('iptables', ['-S']).stdout + bad.exec('iptables', ['-t', 'nat', '-S']).stdout;
+      assert.equal(after, before);
+      assert.ok(!after.includes('skiff0') && !after.includes('SKIFF'), after);
+    } finally {
+      bad.remove();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
