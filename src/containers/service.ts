@@ -293,8 +293,10 @@ export class ContainerService {
   private async onExit(id: string, exitCode: number): Promise<void> {
     const c = this.o.store.find(id);
     const r = this.running.get(id);
-    // Let the last output reach the log before anyone is told.
-    await new Promise((res) => setImmediate(res));
+    // As dockerd does: the output is copied to its end (every writer of the
+    // FIFOs is gone once the monitor exited), or for 2 s at most, before the
+    // exit is logged and reported. One turn of the event loop was not always enough.
+    if (r) await Promise.all([drained(r.monitor.stdout, 2000), drained(r.monitor.stderr, 2000)]);
     await r?.log?.close();
     r?.output.emit('end');
     this.running.delete(id);
@@ -1153,4 +1155,22 @@ export function duration(ms: number): string {
   if (h < 24 * 30 * 2) return `${Math.floor(h / 24 / 7)} weeks`;
   if (h < 24 * 365 * 2) return `${Math.floor(h / 24 / 30)} months`;
   return `${Math.floor(h / 24 / 365)} years`;
+}
+
+/** Resolves when the stream has ended (or failed, or was destroyed), or after `ms`. */
+function drained(stream: Readable | undefined, ms: number): Promise<void> {
+  if (!stream || stream.readableEnded || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      stream.off('end', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    stream.on('end', done);
+    stream.on('close', done);
+    stream.on('error', done);
+  });
 }
