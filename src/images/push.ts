@@ -62,27 +62,33 @@ export async function preparePush(deps: PushDeps, name: string, tag: string | un
   if (!repoKnown) throw new NotFound(`An image does not exist locally with the tag: ${familiarName(repo)}`);
   if (targets.length === 0) throw new NotFound(`tag does not exist: ${familiarName(repo)}:${wanted}`);
   targets.sort((a, b) => a.tag.localeCompare(b.tag));
-  const client = deps.client(repo);
-  const uploader = new BlobUploader(client, repo.path);
+  // Held from the moment they are chosen: an rmi while the registry is first
+  // asked untags them, and their layers stay until the push ends.
+  const release = deps.hold(targets.map((t) => t.image));
+  let client: ReturnType<PushDeps['client']> | undefined;
+  let uploader: BlobUploader;
   try {
+    client = deps.client(repo);
+    uploader = new BlobUploader(client, repo.path);
     // Credentials and push access are checked before the stream starts.
     await uploader.exists((targets[0] as { image: StoredImage }).image.id);
   } catch (err) {
-    await client.close();
+    await client?.close();
+    await release().catch(() => undefined);
     if (err instanceof SkiffError && (err.kind === 'unauthorized' || err.kind === 'forbidden')) {
       // As for pulls: a 401 would make the docker CLI prompt for a Docker Hub login.
       throw new SystemError(err.message, { cause: err });
     }
     throw err;
   }
+  const registry = client;
   return {
     run: async (emit, signal) => {
-      const release = deps.hold(targets.map((t) => t.image));
       try {
         emit({ kind: 'status', text: `The push refers to repository [${repo.domain}/${repo.path}]` });
         for (const t of targets) await pushImage(deps, repo, uploader, t.image, t.tag, emit, signal);
       } finally {
-        await client.close();
+        await registry.close();
         await release().catch(() => undefined);
       }
     },

@@ -815,6 +815,30 @@ describe('push, save and load', () => {
       await pullBack(`${name}:v1`, { id: src.imageId, diffIds: [layer.diffId] });
     });
 
+    test('rmi while the push is first asking the registry: the push completes from the held layers', async () => {
+      const layer = await makeLayer([{ name: 'prep.bin', data: pseudoRandom(300_000, 'rmi during push prepare') }]);
+      const src = await reg.pushImage('src/pushprep', 'v1', [layer]);
+      assert.equal((await dk(d, ['pull', `${reg.host}/src/pushprep:v1`])).code, 0);
+      const name = `${proxy.host}/pushprep/app`;
+      assert.equal((await dk(d, ['tag', `${reg.host}/src/pushprep:v1`, `${name}:v1`])).code, 0);
+      // The first question (has the registry the config blob?) is answered 1.5 s late; the image is removed meanwhile.
+      const first = (e: { method: string; url: string }) => e.method === 'HEAD' && e.url.includes('/pushprep/app/blobs/');
+      proxy.addFault({ method: 'HEAD', match: (req) => first({ method: 'HEAD', url: req.url ?? '' }), fault: { kind: 'delay', ms: 1500 }, times: 1 });
+      let text = '';
+      const pushing = apiStream(d, 'POST', `/images/${encodeURIComponent(name)}/push?tag=v1`, { 'x-registry-auth': Buffer.from('{}').toString('base64url') }, (c) => (text += c.toString()));
+      for (let i = 0; i < 100 && !proxy.log.some(first); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(proxy.log.some(first), 'the push asked the registry');
+      const r = await apiCall(d, 'DELETE', `/images/${encodeURIComponent(src.imageId)}?force=1`);
+      assert.equal(r.status, 200, r.body);
+      const status = await pushing;
+      proxy.clearFaults();
+      assert.equal(status, 200);
+      assert.doesNotMatch(text, /"error"/, text);
+      assert.match(text, /v1: digest: sha256:[0-9a-f]{64}/);
+      assert.equal(layerRecorded(d, layer.diffId), false, 'the held layer went once the push ended');
+      await pullBack(`${name}:v1`, { id: src.imageId, diffIds: [layer.diffId] });
+    });
+
     test('push to an htpasswd registry: refused without credentials, works after docker login', async () => {
       const secure = await startRegistry({ htpasswd: { username: 'pushuser', password: 'pa55word' } });
       try {

@@ -2,11 +2,11 @@
 // chosen responses: cut the connection (RST) after N body bytes, flip the
 // byte at body offset N, answer a status K times, truncate (close cleanly
 // after N bytes although Content-Length promised more), stall (headers and N
-// bytes, then nothing), redirect to a second listener (another origin), or
-// drop the Range header (the upstream then answers 200), or cut a request
-// body (an upload) after N bytes. With a token server
-// it also acts as a Bearer-protected registry: 401 + challenge unless the
-// request carries a token the server issued for the repository.
+// bytes, then nothing), redirect to a second listener (another origin),
+// drop the Range header (the upstream then answers 200), cut a request body
+// (an upload) after N bytes, or hold a request back for a while. With a
+// token server it also acts as a Bearer-protected registry: 401 + challenge
+// unless the request carries a token the server issued for the repository.
 //
 // Body offsets count the bytes of this response's body as sent by the proxy.
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -22,7 +22,9 @@ export type Fault =
   | { kind: 'redirect'; status?: 301 | 302 | 303 | 307 | 308; sameOrigin?: boolean }
   | { kind: 'ignoreRange' }
   /** Forward `after` bytes of the request body (an upload), then reset the client's connection (0: at once, nothing forwarded). */
-  | { kind: 'cutRequest'; after: number };
+  | { kind: 'cutRequest'; after: number }
+  /** Pass the request on only after `ms`: a slow registry. */
+  | { kind: 'delay'; ms: number };
 
 export interface FaultRule {
   /** Which requests: a RegExp on the path (query included), or a predicate. Default: every request. */
@@ -141,92 +143,99 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
       res.end();
       return;
     }
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (v === undefined || HOP_BY_HOP.has(k) || k === 'host') continue;
-      if (k === 'authorization' && opts.tokenServer) continue; // the registry behind is open
-      if (k === 'range' && fault?.kind === 'ignoreRange') continue;
-      headers[k] = v;
-    }
-    headers.host = upstream.host;
-    const up = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers }, (ures) => {
-      entry.status = ures.statusCode ?? 0;
-      const outHeaders: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(ures.headers)) {
-        if (v === undefined || HOP_BY_HOP.has(k)) continue;
-        // Like a reverse proxy: the registry's absolute Locations (uploads) point back through the proxy.
-        outHeaders[k] = k === 'location' && typeof v === 'string' && v.startsWith(upstream.origin) ? `${selfOrigin}${v.slice(upstream.origin.length)}` : v;
+    const forward = (): void => {
+      const headers: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (v === undefined || HOP_BY_HOP.has(k) || k === 'host') continue;
+        if (k === 'authorization' && opts.tokenServer) continue; // the registry behind is open
+        if (k === 'range' && fault?.kind === 'ignoreRange') continue;
+        headers[k] = v;
       }
-      res.writeHead(ures.statusCode ?? 502, outHeaders);
-      let sent = 0;
-      const limit = fault && 'after' in fault ? fault.after : Infinity;
-      let stopped = false;
-      ures.on('data', (chunk: Buffer) => {
-        if (stopped) return;
-        let data = chunk;
-        if (fault?.kind === 'flip' && fault.at >= sent && fault.at < sent + data.length) {
-          data = Buffer.from(data);
-          data[fault.at - sent] = (data[fault.at - sent] as number) ^ 0xff;
+      headers.host = upstream.host;
+      const up = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers }, (ures) => {
+        entry.status = ures.statusCode ?? 0;
+        const outHeaders: Record<string, string | string[]> = {};
+        for (const [k, v] of Object.entries(ures.headers)) {
+          if (v === undefined || HOP_BY_HOP.has(k)) continue;
+          // Like a reverse proxy: the registry's absolute Locations (uploads) point back through the proxy.
+          outHeaders[k] = k === 'location' && typeof v === 'string' && v.startsWith(upstream.origin) ? `${selfOrigin}${v.slice(upstream.origin.length)}` : v;
         }
-        if (sent + data.length < limit) {
-          sent += data.length;
-          res.write(data);
-          return;
-        }
-        // The fault point is in this chunk.
-        stopped = true;
-        const head = data.subarray(0, limit - sent);
-        sent += head.length;
-        ures.destroy();
-        const socket = res.socket;
-        const after = (): void => {
-          if (!fault || !socket) return;
-          if (fault.kind === 'cut') setTimeout(() => socket.resetAndDestroy(), 30);
-          else if (fault.kind === 'truncate') socket.end();
-          // stall: leave the connection open and silent until the client gives up (or stop()).
-        };
-        if (head.length > 0) res.write(head, after);
-        else after();
+        res.writeHead(ures.statusCode ?? 502, outHeaders);
+        let sent = 0;
+        const limit = fault && 'after' in fault ? fault.after : Infinity;
+        let stopped = false;
+        ures.on('data', (chunk: Buffer) => {
+          if (stopped) return;
+          let data = chunk;
+          if (fault?.kind === 'flip' && fault.at >= sent && fault.at < sent + data.length) {
+            data = Buffer.from(data);
+            data[fault.at - sent] = (data[fault.at - sent] as number) ^ 0xff;
+          }
+          if (sent + data.length < limit) {
+            sent += data.length;
+            res.write(data);
+            return;
+          }
+          // The fault point is in this chunk.
+          stopped = true;
+          const head = data.subarray(0, limit - sent);
+          sent += head.length;
+          ures.destroy();
+          const socket = res.socket;
+          const after = (): void => {
+            if (!fault || !socket) return;
+            if (fault.kind === 'cut') setTimeout(() => socket.resetAndDestroy(), 30);
+            else if (fault.kind === 'truncate') socket.end();
+            // stall: leave the connection open and silent until the client gives up (or stop()).
+          };
+          if (head.length > 0) res.write(head, after);
+          else after();
+        });
+        ures.on('end', () => {
+          if (!stopped) res.end();
+        });
+        ures.on('error', () => res.destroy());
       });
-      ures.on('end', () => {
-        if (!stopped) res.end();
+      up.on('error', (err) => {
+        entry.status = 502;
+        if (!res.headersSent) {
+          res.writeHead(502, { 'content-type': 'text/plain' });
+          res.end(`proxy: ${err.message}\n`);
+        } else res.destroy();
       });
-      ures.on('error', () => res.destroy());
-    });
-    up.on('error', (err) => {
-      entry.status = 502;
-      if (!res.headersSent) {
-        res.writeHead(502, { 'content-type': 'text/plain' });
-        res.end(`proxy: ${err.message}\n`);
-      } else res.destroy();
-    });
-    if (fault?.kind === 'cutRequest' && fault.after === 0) {
-      // The connection dies as the request starts: the registry gets no byte of its body.
-      up.destroy();
-      req.socket.resetAndDestroy();
-      return;
-    }
-    if (fault?.kind === 'cutRequest') {
-      let sent = 0;
-      req.on('data', (chunk: Buffer) => {
-        if (sent >= fault.after) return;
-        const head = chunk.subarray(0, fault.after - sent);
-        sent += head.length;
-        up.write(head);
-        if (sent >= fault.after) {
-          // The registry sees its upload end early; the client a reset connection.
-          setTimeout(() => {
-            up.destroy();
-            req.socket.resetAndDestroy();
-          }, 30);
-        }
-      });
-      req.on('end', () => {
-        if (sent < fault.after) up.end();
-      });
-      return;
-    }
-    req.pipe(up);
+      if (fault?.kind === 'cutRequest' && fault.after === 0) {
+        // The connection dies as the request starts: the registry gets no byte of its body.
+        up.destroy();
+        req.socket.resetAndDestroy();
+        return;
+      }
+      if (fault?.kind === 'cutRequest') {
+        let sent = 0;
+        req.on('data', (chunk: Buffer) => {
+          if (sent >= fault.after) return;
+          const head = chunk.subarray(0, fault.after - sent);
+          sent += head.length;
+          up.write(head);
+          if (sent >= fault.after) {
+            // The registry sees its upload end early; the client a reset connection.
+            setTimeout(() => {
+              up.destroy();
+              req.socket.resetAndDestroy();
+            }, 30);
+          }
+        });
+        req.on('end', () => {
+          if (sent < fault.after) up.end();
+        });
+        return;
+      }
+      req.pipe(up);
+    };
+    if (fault?.kind === 'delay') {
+      // Held back, then passed on unchanged (a body waits in the paused request).
+      req.pause();
+      setTimeout(forward, fault.ms);
+    } else forward();
   };
 
   const listen = async (listener: 'main' | 'other'): Promise<Server> => {
