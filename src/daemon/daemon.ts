@@ -1,6 +1,7 @@
-// The daemon's life: lock the data root, recover it, serve the API, and on
-// SIGTERM/SIGINT stop accepting, let running requests finish for a grace
-// period, cancel the rest and exit 0 — what init scripts on a board expect.
+// The daemon's life: lock the data root, open the API sockets, recover the
+// stores and the network, serve; on SIGTERM/SIGINT stop accepting, let
+// running requests finish for a grace period, cancel the rest and exit 0 —
+// what init scripts on a board expect.
 import { promises as fs, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ContainerFiles } from '../containers/files.js';

@@ -3,10 +3,9 @@
 // (flash is slow and a power cut loses it), and the only way Node has to force
 // writeback is a whole-filesystem sync. Each such sync also writes out the
 // inode tables, bitmaps and directory blocks being filled, which the next
-// files make dirty (and count as written) again, and it stalls file creation
-// while those blocks are under I/O. With the large bodies going straight to
-// the disk, the pacer only has small files and metadata left to sync, a few
-// times per pull instead of every few MiB. A commit's sync still makes it all
+// files make dirty (and count as written) again. With the large bodies going
+// straight to the disk, the pacer only has small files and metadata left to
+// sync, a few times per pull instead of every few MiB. A commit's sync still makes it all
 // durable: O_DIRECT skips the cache, not the need to flush the disk.
 //
 // O_DIRECT wants the buffer address, the file offset and the length aligned.
