@@ -62,18 +62,16 @@ export async function preparePush(deps: PushDeps, name: string, tag: string | un
   if (!repoKnown) throw new NotFound(`An image does not exist locally with the tag: ${familiarName(repo)}`);
   if (targets.length === 0) throw new NotFound(`tag does not exist: ${familiarName(repo)}:${wanted}`);
   targets.sort((a, b) => a.tag.localeCompare(b.tag));
-  // Held from the moment they are chosen: an rmi while the registry is first
-  // asked untags them, and their layers stay until the push ends.
+  const client = deps.client(repo);
+  const uploader = new BlobUploader(client, repo.path);
+  // Held before the first await: an rmi while the registry is first asked
+  // untags the images, and their layers stay until the push ends.
   const release = deps.hold(targets.map((t) => t.image));
-  let client: ReturnType<PushDeps['client']> | undefined;
-  let uploader: BlobUploader;
   try {
-    client = deps.client(repo);
-    uploader = new BlobUploader(client, repo.path);
     // Credentials and push access are checked before the stream starts.
     await uploader.exists((targets[0] as { image: StoredImage }).image.id);
   } catch (err) {
-    await client?.close();
+    await client.close();
     await release().catch(() => undefined);
     if (err instanceof SkiffError && (err.kind === 'unauthorized' || err.kind === 'forbidden')) {
       // As for pulls: a 401 would make the docker CLI prompt for a Docker Hub login.
@@ -81,14 +79,13 @@ export async function preparePush(deps: PushDeps, name: string, tag: string | un
     }
     throw err;
   }
-  const registry = client;
   return {
     run: async (emit, signal) => {
       try {
         emit({ kind: 'status', text: `The push refers to repository [${repo.domain}/${repo.path}]` });
         for (const t of targets) await pushImage(deps, repo, uploader, t.image, t.tag, emit, signal);
       } finally {
-        await registry.close();
+        await client.close();
         await release().catch(() => undefined);
       }
     },
