@@ -1,24 +1,10 @@
 // Containers through the real docker CLI: run, logs, exec-less lifecycle,
 // stop/kill/rm, restart policies and a daemon killed -9 underneath.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { docker, run, SKIFF, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
 import { startBusyboxDaemon, stopBusyboxDaemon } from '../helpers/busybox.js';
 import type { TestRegistry } from '../helpers/registry.js';
-
-async function dockerInput(host: string, args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('docker', ['-H', host, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
 
 describe('containers', () => {
   let reg: TestRegistry;
@@ -45,7 +31,7 @@ describe('containers', () => {
   });
 
   test('stdin piped into run -i', async () => {
-    const r = await dockerInput(d.host, ['run', '-i', '--rm', 'busybox', 'cat'], 'through stdin\n');
+    const r = await run('docker', ['-H', d.host, 'run', '-i', '--rm', 'busybox', 'cat'], { input: 'through stdin\n' });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'through stdin\n');
   });

@@ -8,7 +8,6 @@
 // test uses a stall that ends in a connection reset after a short silence
 // (test/helpers/stallproxy.ts) and checks the resume that follows.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +28,7 @@ describe('pulls through registry faults and registry auth', () => {
   let dockerConfig: string;
 
   const dockerc = (args: string[], opts: { input?: string; timeout?: number } = {}): Promise<RunResult> =>
-    runWithInput('docker', ['-H', d.host, ...args], { env: { ...process.env, DOCKER_CONFIG: dockerConfig }, input: opts.input, timeout: opts.timeout ?? 45_000 });
+    run('docker', ['-H', d.host, ...args], { env: { ...process.env, DOCKER_CONFIG: dockerConfig }, input: opts.input, timeout: opts.timeout ?? 45_000 });
 
   /** A fresh image (its own layer bytes, so nothing is "Already exists") in `repo`. */
   let seq = 0;
@@ -334,21 +333,3 @@ describe('pulls through registry faults and registry auth', () => {
     assert.match(m.stderr, new RegExp(`Error response from daemon: manifest for ${missing.replace(/[.]/g, '\\.')} not found: manifest unknown`));
   });
 });
-
-/** run() with stdin (for --password-stdin); without input stdin is /dev/null, so the CLI never prompts. */
-function runWithInput(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; input?: string; timeout: number }): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: opts.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeout);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-  });
-}

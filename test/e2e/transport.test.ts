@@ -3,7 +3,7 @@
 // with htpasswd auth), a fault proxy that cuts an upload mid-body, archives
 // made by skiff itself and an OCI layout built here.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +31,7 @@ describe('push, save and load', () => {
   let ociLayers: Layer[];
 
   const dk = (daemon: TestDaemon, args: string[], opts: { input?: string | Buffer; timeout?: number } = {}): Promise<RunResult> =>
-    runWith('docker', ['-H', daemon.host, ...args], { env: { ...process.env, DOCKER_CONFIG: dockerConfig }, input: opts.input, timeout: opts.timeout ?? 90_000 });
+    run('docker', ['-H', daemon.host, ...args], { env: { ...process.env, DOCKER_CONFIG: dockerConfig }, input: opts.input, timeout: opts.timeout ?? 90_000 });
   const inspect = async (daemon: TestDaemon, name: string): Promise<{ Id: string; RepoTags: string[]; RootFS: { Layers: string[] } }> => {
     const r = await dk(daemon, ['image', 'inspect', name]);
     assert.equal(r.code, 0, r.stderr);
@@ -931,22 +931,4 @@ describe('push, save and load', () => {
 
 function hostArch(): string {
   return process.arch === 'x64' ? 'amd64' : process.arch === 'arm' ? 'arm' : process.arch;
-}
-
-/** run() with stdin; without input stdin is /dev/null. */
-function runWith(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; input?: string | Buffer; timeout: number }): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: opts.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr?.on('data', (b: Buffer) => (stderr += b.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeout);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-  });
 }
