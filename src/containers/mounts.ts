@@ -7,11 +7,12 @@
 //    directory of the image is seeded with that directory (unless nocopy);
 //  - at remove with -v (or --rm), the anonymous volumes go too.
 import { promises as fs } from 'node:fs';
-import { join, posix } from 'node:path';
+import { posix } from 'node:path';
 import { InvalidParameter, SystemError } from '../errors.js';
 import { parseBind, parseMountSpec, type ContainerConfig, type HostConfig } from '../exec/spec.js';
 import type { ContainerRecord, MountPointRecord } from '../store/containers.js';
 import { copyTree } from '../store/copytree.js';
+import { hostPath, resolve, type ContainerFs } from './archive.js';
 import { bindDevice } from '../store/volumes.js';
 import type { VolumeService } from '../volumes/service.js';
 
@@ -99,36 +100,6 @@ export async function abandonMountPoints(volumes: VolumeService, id: string, mps
   for (const mp of mps) if (mp.Type === 'volume' && mp.Anonymous && mp.Name) await volumes.removeIfUnused(mp.Name).catch(() => false);
 }
 
-/** Resolves `dest` inside `root` the way the container will see it (symlinks followed, never out of root). */
-async function scopedPath(root: string, dest: string): Promise<string> {
-  const parts = dest.split('/').filter((x) => x !== '' && x !== '.');
-  let resolved = '';
-  let hops = 0;
-  while (parts.length > 0) {
-    const part = parts.shift() as string;
-    if (part === '..') {
-      resolved = posix.dirname(`/${resolved}`).slice(1);
-      continue;
-    }
-    const candidate = resolved === '' ? part : `${resolved}/${part}`;
-    let isLink = false;
-    try {
-      isLink = (await fs.lstat(join(root, candidate))).isSymbolicLink();
-    } catch {
-      return join(root, candidate, ...parts);
-    }
-    if (isLink) {
-      if (++hops > 255) throw new SystemError(`too many levels of symbolic links resolving ${dest} in the container`);
-      const target = await fs.readlink(join(root, candidate));
-      if (target.startsWith('/')) resolved = '';
-      parts.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
-      continue;
-    }
-    resolved = candidate;
-  }
-  return join(root, resolved);
-}
-
 async function isEmptyDir(p: string): Promise<boolean> {
   return (await fs.readdir(p)).length === 0;
 }
@@ -162,7 +133,9 @@ export async function resolveVolumes(
       }
     }
     if (mp.CopyData) {
-      const from = await scopedPath(rootfs, mp.Destination);
+      // Where the container will see it: symlinks followed, never out of the root.
+      const image: ContainerFs = { root: rootfs, mounts: [], readonlyRootfs: false, allowed: [] };
+      const from = hostPath(image, await resolve(image, mp.Destination, true));
       const st = await fs.stat(from).catch(() => undefined);
       if (st?.isDirectory() && (await isEmptyDir(source))) {
         try {

@@ -18,6 +18,7 @@ describe('volumes', () => {
   let reg: TestRegistry;
   let d: TestDaemon;
   const dir = tempDir('skiff-volumes-');
+  const hostSecret = join(dir, 'host-secret');
 
   const dk = (...args: string[]) => docker(d.host, args);
   const ok = async (...args: string[]) => {
@@ -45,8 +46,16 @@ describe('volumes', () => {
       { name: 'srv/data/sub/setuid', data: 'x', mode: 0o4755 },
     ]);
     await reg.pushImage('test/volimg', 'latest', [base, extra], { os: 'linux', architecture: 'amd64' }, { config: { cmd: ['sh'], volumes: ['/srv/data'] } });
+    // A hostile image: its volume path is a symlink that climbs past the root through a missing directory.
+    mkdirSync(hostSecret, { recursive: true });
+    writeFileSync(join(hostSecret, 'secret'), 'HOST ONLY\n');
+    const climb = await makeLayer([
+      { name: 'srv/', type: 'directory' },
+      { name: 'srv/escape', type: 'symlink', linkname: `nothere/${'../'.repeat(40)}${hostSecret.slice(1)}` },
+    ]);
+    await reg.pushImage('test/climb', 'latest', [base, climb], { os: 'linux', architecture: 'amd64' }, { config: { cmd: ['sh'] } });
     d = await startDaemon({ dir });
-    for (const [repo, local] of [['test/busybox', 'busybox'], ['test/volimg', 'volimg']] as const) {
+    for (const [repo, local] of [['test/busybox', 'busybox'], ['test/volimg', 'volimg'], ['test/climb', 'climb']] as const) {
       await ok('pull', `${reg.host}/${repo}`);
       await ok('tag', `${reg.host}/${repo}`, local);
     }
@@ -182,6 +191,13 @@ describe('volumes', () => {
     assert.equal(nc.code, 0, nc.stderr);
     assert.equal(nc.stdout, '');
     await ok('volume', 'rm', 'etcvol', 'binvol', 'srvvol', 'ncvol');
+  });
+
+  test('seeding follows symlinks inside the root only: a link climbing out through a missing directory copies nothing of the host', async () => {
+    await ok('run', '--rm', '-v', 'climbvol:/srv/escape', 'climb', 'true');
+    assert.deepEqual(readdirSync(join(d.dataRoot, 'volumes', 'climbvol', '_data')), []);
+    assert.equal(await ok('run', '--rm', '-v', 'climbvol:/v', 'busybox', 'ls', '/v'), '');
+    await ok('volume', 'rm', 'climbvol');
   });
 
   test('a volume in use cannot be removed (409) until its container is gone', async () => {
