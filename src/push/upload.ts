@@ -44,6 +44,14 @@ class ChunksRefused extends Error {}
  */
 export type BlobSource = () => AsyncIterable<Buffer>;
 
+/**
+ * Reads an answer's body to its end so the connection can be reused. Only
+ * for answers taken as they are: an error's body is what callError reports.
+ */
+function drain(a: RegistryAnswer): Promise<void> {
+  return a.body.dump().catch(() => undefined);
+}
+
 export class BlobUploader {
   private readonly scope: string;
   constructor(
@@ -60,36 +68,33 @@ export class BlobUploader {
   /** The blob's size when the repository has it. */
   async exists(digest: string): Promise<number | undefined> {
     const a = await this.call('HEAD', `/v2/${this.repo}/blobs/${digest}`);
-    await a.body.dump().catch(() => undefined);
-    if (a.status === 200) {
-      const n = Number(a.header('content-length'));
-      return Number.isSafeInteger(n) ? n : 0;
-    }
+    if (a.status !== 200 && a.status !== 404) throw await this.client.callError(a, `Head "${a.url}"`);
+    await drain(a);
     if (a.status === 404) return undefined;
-    throw await this.client.callError(a, `Head "${a.url}"`);
+    const n = Number(a.header('content-length'));
+    return Number.isSafeInteger(n) ? n : 0;
   }
 
   /** Cross-repository mount; false when the registry started an upload instead (then cancelled). */
   async mount(digest: string, from: string): Promise<boolean> {
     const q = new URLSearchParams({ mount: digest, from });
     const a = await this.call('POST', `/v2/${this.repo}/blobs/uploads/?${q}`, { headers: { 'content-length': '0' } }, `${this.scope} repository:${from}:pull`);
-    await a.body.dump().catch(() => undefined);
+    if (![201, 202, 401, 403, 404].includes(a.status)) throw await this.client.callError(a, `Post "${a.url}"`);
+    await drain(a);
     if (a.status === 201) return true;
     if (a.status === 202) {
       const loc = a.header('location');
-      if (loc) await this.call('DELETE', loc).then((d) => d.body.dump()).catch(() => undefined);
-      return false;
+      if (loc) await this.call('DELETE', loc).then(drain).catch(() => undefined);
     }
-    if (a.status === 401 || a.status === 403 || a.status === 404) return false;
-    throw await this.client.callError(a, `Post "${a.url}"`);
+    return false;
   }
 
   /** Starts an upload: its location, and the smallest chunk the registry takes (OCI-Chunk-Min-Length, 0 if unsaid). */
   private async start(): Promise<{ location: string; minChunk: number }> {
     const a = await this.call('POST', `/v2/${this.repo}/blobs/uploads/`, { headers: { 'content-length': '0' } });
-    await a.body.dump().catch(() => undefined);
     const loc = a.header('location');
     if (a.status !== 202 || !loc) throw await this.client.callError(a, `Post "${a.url}"`);
+    await drain(a);
     const min = Number(a.header('oci-chunk-min-length') ?? 0);
     return { location: new URL(loc, a.url).href, minChunk: Number.isSafeInteger(min) && min > 0 ? min : 0 };
   }
@@ -101,9 +106,9 @@ export class BlobUploader {
    */
   private async offset(location: string, known: number, signal?: AbortSignal): Promise<{ offset: number; location: string } | undefined> {
     const a = await this.call('GET', location, signal ? { signal } : {});
-    await a.body.dump().catch(() => undefined);
+    if (![204, 200, 404, 400].includes(a.status)) throw await this.client.callError(a, `Get "${a.url}"`);
+    await drain(a);
     if (a.status === 404 || a.status === 400) return undefined;
-    if (a.status !== 204 && a.status !== 200) throw await this.client.callError(a, `Get "${a.url}"`);
     const m = /^(?:bytes=)?0-(\d+)$/.exec(a.header('range')?.trim() ?? '');
     const end = m ? Number(m[1]) : -1;
     const loc = a.header('location');
@@ -125,9 +130,9 @@ export class BlobUploader {
     const end = offset + data.length - 1;
     const headers = { 'content-type': 'application/octet-stream', 'content-length': String(data.length), 'content-range': `${offset}-${end}` };
     const a = await this.call('PATCH', location, { headers, body: data, ...(signal ? { signal } : {}) });
-    await a.body.dump().catch(() => undefined);
+    if (a.status !== 202 && !CHUNK_REFUSALS.has(a.status)) throw await this.client.callError(a, `Patch "${a.url}"`);
+    await drain(a);
     if (CHUNK_REFUSALS.has(a.status)) throw new ChunksRefused(`Patch "${a.url}": ${a.status}`);
-    if (a.status !== 202) throw await this.client.callError(a, `Patch "${a.url}"`);
     const range = /^(?:bytes=)?0-(\d+)$/.exec(a.header('range')?.trim() ?? '');
     if (range && Number(range[1]) !== end) throw new ChunksRefused(`Patch "${a.url}": the registry holds 0-${range[1]}, not 0-${end}`);
     const loc = a.header('location');
@@ -137,9 +142,9 @@ export class BlobUploader {
   /** The rest of the blob as one streamed PATCH (dockerd's way), for registries that refuse chunks. */
   private async stream(location: string, body: () => AsyncGenerator<Buffer>, signal?: AbortSignal): Promise<string> {
     const a = await this.call('PATCH', location, { headers: { 'content-type': 'application/octet-stream' }, body, ...(signal ? { signal } : {}) });
-    await a.body.dump().catch(() => undefined);
     // Any success, as dockerd's client takes it (ECR answers 201).
     if (a.status < 200 || a.status > 299) throw await this.client.callError(a, `Patch "${a.url}"`);
+    await drain(a);
     const loc = a.header('location');
     return loc ? new URL(loc, a.url).href : location;
   }
@@ -150,8 +155,8 @@ export class BlobUploader {
     u.searchParams.set('digest', digest);
     const headers = { 'content-type': 'application/octet-stream', 'content-length': String(data.length) };
     const a = await this.call('PUT', u.href, { headers, body: data, ...(signal ? { signal } : {}) });
-    await a.body.dump().catch(() => undefined);
     if (a.status !== 201) throw await this.client.callError(a, `Put "${a.url}"`);
+    await drain(a);
   }
 
   /**
@@ -229,7 +234,7 @@ export class BlobUploader {
         if (signal?.aborted) throw err;
         if (err instanceof ChunksRefused) {
           // Not a fault of the connection: the same attempt again, as one stream on a fresh upload.
-          if (location) await this.call('DELETE', location).then((d) => d.body.dump()).catch(() => undefined);
+          if (location) await this.call('DELETE', location).then(drain).catch(() => undefined);
           location = undefined;
           committed = 0;
           attempt--;
@@ -257,8 +262,8 @@ export class BlobUploader {
   /** PUT the manifest under a tag; returns its digest. */
   async putManifest(tag: string, mediaType: string, body: Buffer): Promise<string> {
     const a = await this.call('PUT', `/v2/${this.repo}/manifests/${tag}`, { headers: { 'content-type': mediaType, 'content-length': String(body.length) }, body });
-    await a.body.dump().catch(() => undefined);
     if (a.status !== 201 && a.status !== 200) throw await this.client.callError(a, `Put "${a.url}"`);
+    await drain(a);
     return `sha256:${createHash('sha256').update(body).digest('hex')}`;
   }
 }

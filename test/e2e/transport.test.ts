@@ -750,6 +750,20 @@ describe('push, save and load', () => {
       await pullBack(`${reg.host}/resume/big:v1`, { id: src.imageId, diffIds: [big.diffId] });
     });
 
+    test('a registry that refuses the manifest: its own error text reaches the docker CLI', async () => {
+      const layer = await makeLayer([{ name: 'refused.bin', data: pseudoRandom(100_000, 'manifest refused') }]);
+      await reg.pushImage('src/refused', 'v1', [layer]);
+      assert.equal((await dk(d, ['pull', `${reg.host}/src/refused:v1`])).code, 0);
+      const name = `${proxy.host}/refused/app:v1`;
+      assert.equal((await dk(d, ['tag', `${reg.host}/src/refused:v1`, name])).code, 0);
+      const body = JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: 'injected: no such layer policy' }] });
+      proxy.addFault({ method: 'PUT', match: /\/refused\/app\/manifests\//, fault: { kind: 'status', status: 400, body, headers: { 'content-type': 'application/json' } } });
+      const p = await dk(d, ['push', name]);
+      proxy.clearFaults();
+      assert.equal(p.code, 1, p.stdout + p.stderr);
+      assert.match(p.stderr, /manifest invalid/);
+    });
+
     test('POST /images/{name}/push streams dockerd\'s JSON progress: repository line, per layer Preparing → Pushing {current,total} → Pushed, digest line and aux', async () => {
       const layer = await makeLayer([{ name: 'p.bin', data: pseudoRandom(600_000, 'json progress') }]);
       await reg.pushImage('src/jsonp', 'v1', [layer]);
