@@ -3,17 +3,17 @@
 // ChainID at that position, else tar{delta} with the delta of that target
 // layer against the whole base stream. The config carries the base ID and the
 // target's raw config as labels, so applying it yields the target's image ID.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { applyLayer } from '../store/apply.js';
+import { extractPending } from '../store/apply.js';
 import type { ImageStore, StoredImage } from '../store/images.js';
 import type { LayerStore } from '../store/layers.js';
 import { LABEL_BASE, LABEL_CONFIG } from './apply.js';
 import { openBase, type BaseStream } from './base.js';
 import { encodeDelta, indexBase } from './encoder.js';
 import type { BaseIndex } from './index.js';
-import { deltaLayerTar, EMPTY_LAYER_DIFF_ID, emptyLayerTar } from './layer.js';
+import { deltaLayerTar, emptyLayerTar } from './layer.js';
 
 /** A progress line: balena's statuses, keyed by the base ref or a target layer's short ID. */
 export interface DeltaEvent {
@@ -62,29 +62,26 @@ export async function createDelta(
     let deltaSize = 0;
     for (let i = 0; i < dest.chainIds.length; i++) {
       const id = layerIds[i] as string;
-      let tar: () => AsyncIterable<Buffer>;
-      let diffId: string;
+      let tar: AsyncIterable<Buffer>;
       let file: string | undefined;
       const common = i < src.image.chainIds.length && src.image.chainIds[i] === dest.chainIds[i];
       if (common) {
         emit({ id, status: 'Skipping common layer' });
-        tar = emptyLayerTar;
-        diffId = EMPTY_LAYER_DIFF_ID;
+        tar = emptyLayerTar();
       } else {
         emit({ id, status: 'Computing delta' });
         file = join(ctx.tmpDir, `delta-${randomBytes(8).toString('hex')}`);
         const { size, targetBytes } = await writeDelta(file, base, index, ctx.layers.tar(dest.chainIds[i] as string));
         normalSize += targetBytes;
         deltaSize += size;
-        const path = file;
-        tar = () => deltaLayerTar(size, createReadStream(path));
-        const h = createHash('sha256');
-        for await (const c of tar()) h.update(c);
-        diffId = 'sha256:' + h.digest('hex');
+        tar = deltaLayerTar(size, createReadStream(file));
       }
+      let diffId: string;
       try {
-        const rec = await applyLayer(ctx.layers, tar(), { diffId, parent });
-        parent = rec.chainId;
+        // One read of the layer: its DiffID is hashed while it is extracted.
+        const pending = await extractPending(ctx.layers, tar);
+        diffId = pending.diffId;
+        parent = (await pending.commit(parent)).chainId;
       } finally {
         if (file) await fs.rm(file, { force: true });
       }

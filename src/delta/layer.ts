@@ -7,10 +7,9 @@ import { join } from 'node:path';
 import { readTar } from '../archive/reader.js';
 import { InvalidParameter } from '../errors.js';
 
-/** Docker's empty layer: an empty tar archive (1024 zero bytes). */
-export const EMPTY_LAYER_DIFF_ID = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 const BLOCK = 512;
 
+/** Docker's empty layer: an empty tar archive (1024 zero bytes), DiffID sha256:5f70bf18…c6ef. */
 export async function* emptyLayerTar(): AsyncGenerator<Buffer> {
   yield Buffer.alloc(2 * BLOCK);
 }
