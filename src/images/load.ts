@@ -53,8 +53,8 @@ const MAX_JSON = 8 * 1024 * 1024;
 
 interface Member {
   pending: PendingLayer;
-  /** sha256 of the member's bytes (an OCI blob's digest). */
-  digest: string;
+  /** sha256 of the member's bytes, for members named by it (blobs/sha256/…). */
+  digest?: string;
   /** chainId it was committed under, once committed. */
   committed?: string;
 }
@@ -92,13 +92,14 @@ export async function loadImages(deps: LoadDeps, body: AsyncIterable<Buffer>, em
         const isLayer = name.endsWith('/layer.tar') || isBlob;
         const isJson = name === 'repositories' || (name.endsWith('.json') && !name.endsWith('/json'));
         if (!isLayer && !isJson) continue; // `<id>/json`, VERSION, oci-layout: nothing load needs
-        const hash = createHash('sha256');
+        // Only blobs are named by their digest: a legacy layer.tar is hashed once, by its extraction (the DiffID).
+        const hash = name.startsWith('blobs/') ? createHash('sha256') : undefined;
         let seen = 0;
         const total = e.header.size;
         const id = (isBlob ? name.slice(13) : name.slice(0, name.indexOf('/'))).slice(0, 12);
         async function* counted(): AsyncGenerator<Buffer> {
           for await (const c of e.body) {
-            hash.update(c);
+            hash?.update(c);
             seen += c.length;
             if (isLayer) emit({ kind: 'progress', id, current: seen, total });
             yield c;
@@ -110,13 +111,13 @@ export async function loadImages(deps: LoadDeps, body: AsyncIterable<Buffer>, em
           const chunks: Buffer[] = [];
           for await (const c of all) chunks.push(c);
           json.set(name, Buffer.concat(chunks));
-          if (isBlob) digests.set(name, `sha256:${hash.digest('hex')}`);
+          if (isBlob && hash) digests.set(name, `sha256:${hash.digest('hex')}`);
           continue;
         }
         const pending = await extractPending(deps.layers, await layerTar(all, name));
         // Anything after the layer's own end-of-archive is part of the member, and of its digest.
         for await (const _ of all) void _;
-        members.set(name, { pending, digest: `sha256:${hash.digest('hex')}` });
+        members.set(name, { pending, ...(hash ? { digest: `sha256:${hash.digest('hex')}` } : {}) });
       }
       trailer();
     } catch (err) {
