@@ -170,7 +170,7 @@ export async function writeFileDirect(
     closeSync(fd);
     throw err;
   } finally {
-    await inflight?.catch(() => undefined);
+    // Both ways out have awaited the write in flight: its slab can go back.
     if (plain !== undefined) closeSync(plain);
     for (const s of slabs) giveSlab(s);
   }

@@ -299,10 +299,7 @@ async function writeFile(path: string, entry: TarEntry, h: TarHeader, pacer: Ext
       await pacer?.wrote(n);
     }
     if (written !== h.size) throw new InvalidParameter(`archive/tar: short file content for ${h.name}`);
-    // The file was created by root with the wanted mode; only what differs needs a call.
-    if (h.uid !== 0 || h.gid !== 0) await fh.chown(h.uid, h.gid);
-    if ((mode & UMASK) !== 0 || h.uid !== 0 || h.gid !== 0) await fh.chmod(mode);
-    await fh.utimes(h.mtime, h.mtime);
+    setMeta(fh.fd, h, mode);
   } finally {
     await fh.close();
   }
