@@ -45,6 +45,7 @@ import { abandonMountPoints, createMountPoints, mountsOf, releaseMountPoints, re
 import type { AttachOptions, ContainerSummary, LogsOptions, WaitCondition, WaitResult } from './types.js';
 import type { OpenFiles } from './files.js';
 import { KeyedLock } from './lock.js';
+import { labelMatches } from '../filters.js';
 
 export interface ContainerServiceOptions {
   store: ContainerStore;
@@ -514,12 +515,7 @@ export class ContainerService {
       if (f.get('ancestor')?.length && !f.get('ancestor')?.some((a) => a === cfg.Image || this.tryImageId(a) === c.Image)) return false;
       if (f.get('network')?.length && !f.get('network')?.some((n) => this.o.net.networksOf(c.Id).includes(n))) return false;
       if (f.get('volume')?.length && !f.get('volume')?.some((v) => (c.MountPoints ?? []).some((m) => m.Name === v || m.Destination === v || (m.Type === 'bind' && m.Source === v)))) return false;
-      for (const l of f.get('label') ?? []) {
-        const i = l.indexOf('=');
-        const k = i === -1 ? l : l.slice(0, i);
-        const labels = cfg.Labels ?? {};
-        if (!(k in labels) || (i !== -1 && labels[k] !== l.slice(i + 1))) return false;
-      }
+      if (!(f.get('label') ?? []).every((l) => labelMatches(cfg.Labels, l))) return false;
       return true;
     });
     if (opts.limit !== undefined && opts.limit > 0) list = list.slice(0, opts.limit);
@@ -834,11 +830,7 @@ export class ContainerService {
     for (const c of this.o.store.list()) {
       if (c.State.Running || c.State.Status === 'restarting' || c.State.Paused) continue;
       const labels = (c.Config as { Labels?: Record<string, string> | null }).Labels ?? {};
-      if (filters.get('label')?.some((l) => {
-        const i = l.indexOf('=');
-        const k = i === -1 ? l : l.slice(0, i);
-        return !(k in labels) || (i !== -1 && labels[k] !== l.slice(i + 1));
-      })) continue;
+      if (filters.get('label')?.some((l) => !labelMatches(labels, l))) continue;
       await this.removeNow(c);
       deleted.push(c.Id);
     }

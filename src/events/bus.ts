@@ -2,6 +2,7 @@
 // happened; subscribers (GET /events) get it live, with the last 256 events
 // kept for `since` replays, as moby does.
 import { EventEmitter } from 'node:events';
+import { labelMatches } from '../filters.js';
 
 export type EventType = 'container' | 'image' | 'volume' | 'network' | 'daemon';
 
@@ -89,10 +90,7 @@ export function matches(e: EngineEvent, filters: Map<string, string[]>): boolean
         case 'image':
           return vals.some((v) => attrs.image === v || e.Actor.ID === v || (e.Type === 'image' && attrs.name === v));
         case 'label':
-          return vals.every((l) => {
-            const i = l.indexOf('=');
-            return i === -1 ? l in attrs : attrs[l.slice(0, i)] === l.slice(i + 1);
-          });
+          return vals.every((l) => labelMatches(attrs, l));
         case 'volume':
           return e.Type === 'volume' && vals.includes(e.Actor.ID);
         case 'network':

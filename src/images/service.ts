@@ -21,6 +21,7 @@ import type { PullListener } from './progress.js';
 import type { DeleteItem, HistoryItem, ImageInspect, ImageSummary, PruneReport } from './types.js';
 import type { EventBus } from '../events/bus.js';
 import type { BaseStore } from '../delta/apply.js';
+import { labelMatches } from '../filters.js';
 
 export type RegistryFactory = (
   ref: Reference,
@@ -522,13 +523,6 @@ function parseConfig(img: StoredImage): ImageConfigJson {
 function created(img: StoredImage): number {
   const c = parseConfig(img).created;
   return c ? Math.floor(Date.parse(c) / 1000) : 0;
-}
-
-function labelMatches(labels: Record<string, string> | null, filter: string): boolean {
-  const i = filter.indexOf('=');
-  const key = i === -1 ? filter : filter.slice(0, i);
-  if (!labels || !(key in labels)) return false;
-  return i === -1 || labels[key] === filter.slice(i + 1);
 }
 
 /** Docker's reference filter: a shell glob over the familiar name[:tag]. */

@@ -18,6 +18,7 @@ import { PortInUse, startProxy, type Proxy } from './proxy.js';
 import { buildRules, type PublishedPort } from './rules.js';
 import { NetStore, type Attachment, type Endpoint, type IpamConfig, type NetworkRecord, type PortMapping } from './store.js';
 import type { ContainerDirectory, CreateAsked, EndpointSettings, EndpointsConfig, NetConfig, NetContainer, NetworkResource } from './types.js';
+import { labelMatches } from '../filters.js';
 
 const PREDEFINED = ['bridge', 'host', 'none'];
 const BRIDGE_NAME_OPT = 'com.docker.network.bridge.name';
@@ -706,11 +707,7 @@ export class NetworkService {
         if (f('driver').length && !f('driver').includes(n.Driver)) return false;
         if (f('scope').length && !f('scope').includes('local')) return false;
         if (f('type').length && !f('type').includes(n.Predefined ? 'builtin' : 'custom')) return false;
-        for (const l of f('label')) {
-          const i = l.indexOf('=');
-          const k = i === -1 ? l : l.slice(0, i);
-          if (!(k in n.Labels) || (i !== -1 && n.Labels[k] !== l.slice(i + 1))) return false;
-        }
+        if (!f('label').every((l) => labelMatches(n.Labels, l))) return false;
         if (f('dangling').length) {
           const dangling = !n.Predefined && !this.inUse(n);
           if (!f('dangling').some((v) => (v === 'true' || v === '1') === dangling)) return false;
@@ -845,12 +842,7 @@ export class NetworkService {
       for (const n of [...this.state.networks]) {
         if (n.Predefined || this.inUse(n)) continue;
         if (limit !== undefined && Date.parse(n.Created) >= limit) continue;
-        const labelMiss = (filters.get('label') ?? []).some((l) => {
-          const i = l.indexOf('=');
-          const k = i === -1 ? l : l.slice(0, i);
-          return !(k in n.Labels) || (i !== -1 && n.Labels[k] !== l.slice(i + 1));
-        });
-        if (labelMiss) continue;
+        if ((filters.get('label') ?? []).some((l) => !labelMatches(n.Labels, l))) continue;
         await this.destroy(n);
         this.o.events?.publish('network', 'destroy', n.Id, { name: n.Name, type: n.Driver });
         deleted.push(n.Name);

@@ -4,6 +4,7 @@
 import { Conflict, InvalidParameter, NotFound } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
 import { bindDevice, type VolumeInfo, type VolumeRecord, VolumeStore } from '../store/volumes.js';
+import { labelMatches } from '../filters.js';
 
 export type VolumeFilters = Map<string, string[]>;
 
@@ -29,15 +30,6 @@ function checkStringMap(v: unknown, what: string): Record<string, string> | null
     throw new InvalidParameter(`invalid ${what}: expected an object of strings`);
   }
   return { ...(v as Record<string, string>) };
-}
-
-/** `key` or `key=value` against a label set (moby's MatchKVList). */
-function labelMatches(want: string, labels: Record<string, string> | null): boolean {
-  const i = want.indexOf('=');
-  const k = i === -1 ? want : want.slice(0, i);
-  const l = labels ?? {};
-  if (!Object.prototype.hasOwnProperty.call(l, k)) return false;
-  return i === -1 || l[k] === want.slice(i + 1);
 }
 
 export class VolumeService {
@@ -101,7 +93,7 @@ export class VolumeService {
       .filter((v) => {
         if (names.length > 0 && !names.some((n) => v.Name.includes(n))) return false;
         if (drivers.length > 0 && !drivers.includes(v.Driver)) return false;
-        if (!labels.every((l) => labelMatches(l, v.Labels))) return false;
+        if (!labels.every((l) => labelMatches(v.Labels, l))) return false;
         if (dangling !== undefined && (this.refs(v.Name).length === 0) !== dangling) return false;
         return true;
       })
@@ -132,8 +124,8 @@ export class VolumeService {
     let deleted: string[] | null = null;
     let reclaimed = 0;
     for (const v of this.store.list()) {
-      if (!want.every((l) => labelMatches(l, v.Labels))) continue;
-      if (notWant.some((l) => labelMatches(l, v.Labels))) continue;
+      if (!want.every((l) => labelMatches(v.Labels, l))) continue;
+      if (notWant.some((l) => labelMatches(v.Labels, l))) continue;
       await this.store.withLock(v.Name, async () => {
         if (!this.store.get(v.Name) || this.refs(v.Name).length > 0) return;
         const size = bindDevice(v) ? 0 : await this.store.size(v);
