@@ -28,7 +28,6 @@ export function netView(store: ContainerStore, c: ContainerRecord): NetContainer
     extraHosts: hc.ExtraHosts ?? [],
     hostsPath: p.hostsPath,
     resolvPath: p.resolvPath,
-    hostnamePath: p.hostnamePath,
   };
 }
 

@@ -1,6 +1,4 @@
 // The per-container network namespace's name (the OCI runtime joins it by path).
-export { createNetns, deleteNetns, netnsPath } from './ip.js';
-
 export function netnsName(containerId: string): string {
   return `skiff-${containerId.slice(0, 12)}`;
 }

@@ -440,13 +440,7 @@ export class NetworkService {
 
   /** One endpoint: an address on the network, a veth into the namespace, the default route if it is the first way out. */
   private async connectEndpoint(c: NetContainer, a: Attachment): Promise<Endpoint> {
-    let n: NetworkRecord;
-    try {
-      n = this.findNetwork(a.network);
-    } catch (err) {
-      if (err instanceof NotFound) throw new NotFound(`network ${this.networkName(a.network)} not found`);
-      throw err;
-    }
+    const n = this.findNetwork(a.network);
     if (n.Driver !== 'bridge') throw new InvalidParameter(`container cannot be connected to network ${n.Name}`);
     const conf = n.IPAM.Config[0];
     if (!conf || !n.Bridge) throw new SystemError(`network ${n.Name} has no address pool`);
@@ -573,10 +567,6 @@ export class NetworkService {
   private publishEndpoint(action: 'connect' | 'disconnect', network: string, container: string): void {
     const n = this.network(network);
     if (n) this.o.events?.publish('network', action, n.Id, { container, name: n.Name, type: n.Driver });
-  }
-
-  private networkName(ref: string): string {
-    return this.network(ref)?.Name ?? ref;
   }
 
   /** NetworkSettings as docker inspect shows it. */
@@ -901,7 +891,7 @@ export class NetworkService {
         this.state.endpoints[c.id] = rest;
         // The way out moves to another network when the one that had it goes.
         const next = rest.find((e) => !this.network(e.network)?.Internal);
-        if (next && !this.network(n.Id)?.Internal) await ip.setDefaultRoute(netnsName(c.id), next.gateway, next.ifName).catch(() => undefined);
+        if (next && !n.Internal) await ip.setDefaultRoute(netnsName(c.id), next.gateway, next.ifName).catch(() => undefined);
         const ports = this.state.ports[c.id];
         if (ports && eps[0] === ep) {
           // Published ports followed the first endpoint: they are gone with it.

@@ -32,7 +32,6 @@ export interface NetContainer {
   extraHosts: string[];
   hostsPath: string;
   resolvPath: string;
-  hostnamePath: string;
 }
 
 /** NetworkingConfig.EndpointsConfig of a create body. */
