@@ -1,7 +1,7 @@
 // The daemon's configuration: flags merged with daemon.json, validated the
 // way dockerd validates them (unknown keys and flag/file conflicts are errors,
 // so a typo in a fleet-wide config fails loudly at boot instead of being ignored).
-import { validateLogConfig } from '../exec/logdriver.js';
+import { LOG_DRIVERS, validateLogConfig } from '../exec/logdriver.js';
 import { readFileSync } from 'node:fs';
 import { errnoCode, InvalidParameter } from '../errors.js';
 import { isLogLevel, type LogLevel } from '../log/logger.js';
@@ -74,7 +74,6 @@ export function defaultConfig(): DaemonConfig {
 }
 
 /** Log drivers skiff writes itself (balenaEngine ships json-file, local, journald). */
-export const LOG_DRIVERS = ['json-file', 'local', 'none'];
 const BUILTIN_RUNTIMES = ['runc', 'crun'];
 
 /** Values that came from command-line flags, keyed by daemon.json key. */

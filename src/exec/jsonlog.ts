@@ -16,15 +16,20 @@ export interface JsonLogOptions {
 }
 
 /** `max-size` like Docker: a number with an optional k/m/g unit (decimal kB = 1000? Docker uses units.RAMInBytes: 1024). */
+/** A log-opt max-size ("10m", "512k", "1.5g", plain bytes) in bytes, as both file drivers read it. */
+export function parseLogSize(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$/i.exec(v.trim());
+  if (!m) throw new InvalidParameter(`invalid value for log-opt max-size: ${v}`);
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[(m[2] as string).toLowerCase()] as number;
+  return Math.floor(Number(m[1]) * mult);
+}
+
 export function parseLogOpts(opts: Record<string, string>): JsonLogOptions {
   let maxSize = -1;
   let maxFile = 1;
   for (const [k, v] of Object.entries(opts)) {
     if (k === 'max-size') {
-      const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$/i.exec(v.trim());
-      if (!m) throw new InvalidParameter(`invalid value for log-opt max-size: ${v}`);
-      const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[(m[2] as string).toLowerCase()] as number;
-      maxSize = Math.floor(Number(m[1]) * mult);
+      maxSize = parseLogSize(v);
     } else if (k === 'max-file') {
       if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidParameter(`invalid value for log-opt max-file: ${v}`);
       maxFile = Number(v);

@@ -20,7 +20,7 @@ import { posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { InvalidParameter } from '../errors.js';
-import { nanoTime, type LogEntry } from './jsonlog.js';
+import { nanoTime, parseLogSize, type LogEntry } from './jsonlog.js';
 
 export interface LocalLogOptions {
   maxSize: number;
@@ -38,10 +38,7 @@ export function parseLocalLogOpts(opts: Record<string, string>): LocalLogOptions
   const out: LocalLogOptions = { maxSize: 20 * 1024 * 1024, maxFile: 5, compress: true };
   for (const [k, v] of Object.entries(opts)) {
     if (k === 'max-size') {
-      const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$/i.exec(v.trim());
-      if (!m) throw new InvalidParameter(`invalid value for log-opt max-size: ${v}`);
-      const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[(m[2] as string).toLowerCase()] as number;
-      out.maxSize = Math.floor(Number(m[1]) * mult);
+      out.maxSize = parseLogSize(v);
       if (out.maxSize <= 0) throw new InvalidParameter(`max-size must be a positive number`);
     } else if (k === 'max-file') {
       if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidParameter(`max-file must be a positive number`);

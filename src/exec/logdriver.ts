@@ -16,7 +16,8 @@ export interface LogConfig {
   Config: Record<string, string>;
 }
 
-const DRIVERS = ['json-file', 'local', 'none'];
+/** The log drivers skiff has. */
+export const LOG_DRIVERS = ['json-file', 'local', 'none'];
 
 /**
  * The container's driver and options: its own, or the daemon's; the daemon's
@@ -31,7 +32,7 @@ export function effectiveLogConfig(own: { Type?: string; Config?: Record<string,
 
 /** At create: an unknown driver or option is a 400. */
 export function validateLogConfig(cfg: LogConfig): void {
-  if (!DRIVERS.includes(cfg.Type)) throw new InvalidParameter(`logger: no log driver named '${cfg.Type}' is registered`);
+  if (!LOG_DRIVERS.includes(cfg.Type)) throw new InvalidParameter(`logger: no log driver named '${cfg.Type}' is registered`);
   if (cfg.Type === 'json-file') parseLogOpts(cfg.Config);
   else if (cfg.Type === 'local') parseLocalLogOpts(cfg.Config);
 }

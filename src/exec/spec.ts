@@ -13,7 +13,7 @@
 // then at start volumeRequests() -> resolve volumes, resolveUser() (user.ts),
 // buildSpec(...) and specToJSON() to write config.json.
 import { posix } from 'node:path';
-import { LOG_DRIVERS } from '../daemon/config.js';
+import { LOG_DRIVERS } from './logdriver.js';
 import { InvalidParameter, SystemError } from '../errors.js';
 import type { ContainerConfig as ImageContainerConfig, HealthConfig } from '../pull/manifest.js';
 
