@@ -8,7 +8,6 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
-import { pack } from 'tar-stream';
 import { openBase } from '../../src/delta/base.js';
 import { applyDeltaImage, deltaInfoOf, openDeltaBase, patchLayer } from '../../src/delta/apply.js';
 import { encodeDelta } from '../../src/delta/encoder.js';
@@ -18,33 +17,9 @@ import { applyLayer } from '../../src/store/apply.js';
 import { ImageStore } from '../../src/store/images.js';
 import { LayerStore } from '../../src/store/layers.js';
 import { tempDir } from '../helpers/daemon.js';
+import { makeLayer, type LayerEntry } from '../helpers/registry.js';
 
-interface E {
-  name: string;
-  type?: 'file' | 'directory' | 'symlink' | 'link';
-  data?: Buffer;
-  linkname?: string;
-}
-
-async function makeTar(entries: E[]): Promise<Buffer> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  p.on('data', (c: unknown) => chunks.push(c as Buffer));
-  const done = new Promise<void>((r) => p.on('end', () => r()));
-  for (const e of entries) {
-    const type = e.type ?? 'file';
-    const data = type === 'file' ? (e.data ?? Buffer.alloc(0)) : undefined;
-    const header = { name: e.name, type, linkname: e.linkname, mode: type === 'directory' ? 0o755 : 0o644, uid: 0, gid: 0, mtime: new Date(1_700_000_000_000), size: data?.length ?? 0 };
-    await new Promise<void>((resolve, reject) => {
-      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-      if (data) p.entry(header, data, cb);
-      else p.entry(header, cb);
-    });
-  }
-  p.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
+const makeTar = async (entries: LayerEntry[]): Promise<Buffer> => (await makeLayer(entries)).tar;
 
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 const rnd = (n: number, seed: string) => createHash('shake256', { outputLength: n }).update(seed).digest();

@@ -8,11 +8,11 @@
 // test uses a stall that ends in a connection reset after a short silence
 // (test/helpers/stallproxy.ts) and checks the resume that follows.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parseResponse, rawRequest, run, SKIFF, startDaemon, type RunResult, type TestDaemon } from '../helpers/daemon.js';
+import { assertCheckClean, assertOnlyCommittedLayers, parseResponse, rawRequest, run, startDaemon, type RunResult, type TestDaemon } from '../helpers/daemon.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/faultproxy.js';
 import { makeLayer, pseudoRandom, startRegistry, type Layer, type PushedImage, type TestRegistry } from '../helpers/registry.js';
 import { startStallProxy, type StallProxy } from '../helpers/stallproxy.js';
@@ -38,24 +38,6 @@ describe('pulls through registry faults and registry auth', () => {
     const big = await makeLayer([{ name: 'data/', type: 'directory' }, { name: 'data/blob.bin', data: pseudoRandom(bigSize, `faults-${seq}`) }]);
     const img = await target.pushImage(repo, tag, [small, big]);
     return { img, big, small };
-  }
-
-  /** overlay2 holds exactly the committed layers (no half-written directory), and no intent is left. */
-  function assertOnlyCommittedLayers(): void {
-    const db = join(d.dataRoot, 'layerdb');
-    const committed = readdirSync(db)
-      .filter((n) => n.endsWith('.json'))
-      .map((n) => (JSON.parse(readFileSync(join(db, n), 'utf8')) as { cacheId: string }).cacheId)
-      .sort();
-    const dirs = readdirSync(join(d.dataRoot, 'overlay2')).filter((n) => n !== 'l').sort();
-    assert.deepEqual(dirs, committed, 'overlay2 directories are exactly the committed layers');
-    assert.deepEqual(readdirSync(join(db, 'tmp')), [], 'no layer left in flight');
-  }
-
-  async function assertCheckClean(): Promise<void> {
-    const check = await run(SKIFF, ['-H', d.host, 'check']);
-    assert.equal(check.code, 0, check.stdout + check.stderr);
-    assert.match(check.stdout, / 0 broken/);
   }
 
   const blobGets = (from: number, digest: string) => proxy.log.slice(from).filter((e) => e.method === 'GET' && e.url.includes(`/blobs/${digest}`));
@@ -90,7 +72,7 @@ describe('pulls through registry faults and registry auth', () => {
       assert.match(r.stderr, new RegExp(`download failed after ${MAX_ATTEMPTS} attempts: .*500 Internal Server Error`));
       assert.equal(blobGets(from, big.digest).length, MAX_ATTEMPTS);
       assert.equal((await dockerc(['images', '-q'])).stdout.trim(), '');
-      assertOnlyCommittedLayers();
+      assertOnlyCommittedLayers(d);
     });
 
     test('500 twice, then the blob: the pull retries and succeeds', async () => {
@@ -104,8 +86,8 @@ describe('pulls through registry faults and registry auth', () => {
       assert.deepEqual(blobGets(from, big.digest).map((e) => e.status), [500, 500, 200]);
       const ins = JSON.parse((await dockerc(['image', 'inspect', `${proxy.host}/faults/five:v1`])).stdout)[0];
       assert.equal(ins.Id, img.imageId);
-      await assertCheckClean();
-      assertOnlyCommittedLayers();
+      await assertCheckClean(d);
+      assertOnlyCommittedLayers(d);
     });
   });
 
@@ -135,8 +117,8 @@ describe('pulls through registry faults and registry auth', () => {
     assert.match(r.stdout, /Retrying in 1 second/);
     const ins = JSON.parse((await dockerc(['image', 'inspect', `${proxy.host}/faults/share-b:v1`])).stdout)[0];
     assert.equal(ins.Id, b.imageId);
-    await assertCheckClean();
-    assertOnlyCommittedLayers();
+    await assertCheckClean(d);
+    assertOnlyCommittedLayers(d);
   });
 
   test('a truncated body (Content-Length promised more) resumes with a Range request', async () => {
@@ -157,7 +139,7 @@ describe('pulls through registry faults and registry auth', () => {
     assert.equal(gets[1]?.status, 206);
     const ins = JSON.parse((await dockerc(['image', 'inspect', `${proxy.host}/faults/trunc:v1`])).stdout)[0];
     assert.equal(ins.Id, img.imageId);
-    await assertCheckClean();
+    await assertCheckClean(d);
   });
 
   describe('a stalled connection', () => {
@@ -186,7 +168,7 @@ describe('pulls through registry faults and registry auth', () => {
       assert.ok(Number(m[1]) > 0 && Number(m[1]) <= 200_000, `resume offset ${m[1]}`);
       const ins = JSON.parse((await dockerc(['image', 'inspect', `${stall.host}/faults/stall:v1`])).stdout)[0];
       assert.equal(ins.Id, img.imageId);
-      await assertCheckClean();
+      await assertCheckClean(d);
     });
   });
 
@@ -207,7 +189,7 @@ describe('pulls through registry faults and registry auth', () => {
     const ins = JSON.parse((await dockerc(['image', 'inspect', `${proxy.host}/faults/norange:v1`])).stdout)[0];
     assert.equal(ins.Id, img.imageId);
     assert.deepEqual(ins.RootFS.Layers, img.layers.map((l) => l.diffId));
-    await assertCheckClean();
+    await assertCheckClean(d);
   });
 
   describe('Basic auth (htpasswd registry)', () => {

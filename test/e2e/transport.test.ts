@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import Docker from 'dockerode';
 import { after, before, describe, test } from 'node:test';
-import { run, runSync, SKIFF, startDaemon, type RunResult, type TestDaemon } from '../helpers/daemon.js';
+import { assertCheckClean, assertOnlyCommittedLayers, run, runSync, SKIFF, startDaemon, type RunResult, type TestDaemon } from '../helpers/daemon.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/faultproxy.js';
 import { startTokenServer } from '../helpers/tokenserver.js';
 import { makeConfig, makeLayer, MT, pseudoRandom, sha256, startRegistry, type Layer, type PushedImage, type TestRegistry } from '../helpers/registry.js';
@@ -38,23 +38,6 @@ describe('push, save and load', () => {
     return JSON.parse(r.stdout)[0];
   };
   const imageIds = async (daemon: TestDaemon): Promise<string> => (await dk(daemon, ['images', '-q', '--no-trunc'])).stdout.split('\n').sort().join('\n');
-
-  /** overlay2 holds exactly the committed layers and no layer is in flight. */
-  function assertOnlyCommittedLayers(daemon: TestDaemon): void {
-    const db = join(daemon.dataRoot, 'layerdb');
-    const committed = readdirSync(db)
-      .filter((n) => n.endsWith('.json'))
-      .map((n) => (JSON.parse(readFileSync(join(db, n), 'utf8')) as { cacheId: string }).cacheId)
-      .sort();
-    const dirs = readdirSync(join(daemon.dataRoot, 'overlay2')).filter((n) => n !== 'l').sort();
-    assert.deepEqual(dirs, committed, 'overlay2 directories are exactly the committed layers');
-    assert.deepEqual(readdirSync(join(db, 'tmp')), [], 'no layer left in flight');
-  }
-  async function assertCheckClean(daemon: TestDaemon): Promise<void> {
-    const check = await run(SKIFF, ['-H', daemon.host, 'check']);
-    assert.equal(check.code, 0, check.stdout + check.stderr);
-    assert.match(check.stdout, / 0 broken/);
-  }
 
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'skiff-transport-'));

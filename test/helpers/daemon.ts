@@ -1,7 +1,8 @@
 // Starting the BUILT x64 executable as a daemon on a private data root and
 // socket, and driving it with the real docker CLI or raw HTTP.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -203,4 +204,23 @@ export function parseResponse(raw: string): ParsedResponse {
 
 export function docker(host: string, args: string[], timeout = 30_000): Promise<RunResult> {
   return run('docker', ['-H', host, ...args], { timeout, env: { ...process.env, DOCKER_CONFIG: join(tmpdir(), 'skiff-test-docker-config') } });
+}
+
+/** The store after a pull, push or load: overlay2 holds exactly the committed layers and no layer is in flight. */
+export function assertOnlyCommittedLayers(d: TestDaemon): void {
+  const db = join(d.dataRoot, 'layerdb');
+  const committed = readdirSync(db)
+    .filter((n) => n.endsWith('.json'))
+    .map((n) => (JSON.parse(readFileSync(join(db, n), 'utf8')) as { cacheId: string }).cacheId)
+    .sort();
+  const dirs = readdirSync(join(d.dataRoot, 'overlay2')).filter((n) => n !== 'l').sort();
+  assert.deepEqual(dirs, committed, 'overlay2 directories are exactly the committed layers');
+  assert.deepEqual(readdirSync(join(db, 'tmp')), [], 'no layer left in flight');
+}
+
+/** `skiff check` rebuilds every layer's tar and finds none broken. */
+export async function assertCheckClean(d: TestDaemon): Promise<void> {
+  const check = await run(SKIFF, ['-H', d.host, 'check']);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+  assert.match(check.stdout, / 0 broken/);
 }

@@ -4,7 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { RunResult } from './daemon.js';
+import { run, runSync, type RunResult } from './daemon.js';
 import { REGISTRY_BIN, type TestRegistry } from './registry.js';
 
 export interface TestNetns {
@@ -28,27 +28,12 @@ export function createNetns(tag: string): TestNetns {
   must('ip', ['netns', 'add', name]);
   must('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
   const path = `/var/run/netns/${name}`;
-  const prefix = ['nsenter', `--net=${path}`];
+  const enter = (cmd: string, args: string[]) => [`--net=${path}`, cmd, ...args];
   return {
     name,
     path,
-    exec: (cmd, args, timeout = 30_000) => {
-      const r = spawnSync(prefix[0]!, [...prefix.slice(1), cmd, ...args], { encoding: 'utf8', timeout });
-      return { code: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
-    },
-    execAsync: (cmd, args, timeout = 30_000) =>
-      new Promise((resolve) => {
-        const child = spawn(prefix[0]!, [...prefix.slice(1), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        const t = setTimeout(() => child.kill('SIGKILL'), timeout);
-        child.on('close', (code, signal) => {
-          clearTimeout(t);
-          resolve({ code, signal, stdout, stderr });
-        });
-      }),
+    exec: (cmd, args, timeout = 30_000) => runSync('nsenter', enter(cmd, args), { timeout }),
+    execAsync: (cmd, args, timeout = 30_000) => run('nsenter', enter(cmd, args), { timeout }),
     remove: () => {
       spawnSync('ip', ['netns', 'delete', name]);
     },
