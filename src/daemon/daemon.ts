@@ -175,16 +175,7 @@ async function makeBackend(config: DaemonConfig, root: DataRoot, logger: Logger)
     dataRoot: root.path,
     logger,
     events,
-    config: {
-      bridge: config.bridge,
-      bip: config.bip,
-      fixedCidr: config.fixedCidr,
-      iptables: config.iptables,
-      ipForward: config.ipForward,
-      dns: config.dns,
-      dnsSearch: config.dnsSearch,
-      dnsOpts: config.dnsOpts,
-    },
+    config, // a DaemonConfig is a NetConfig
   });
   net.setContainers(containerDirectory(containerStore));
   const volumes = new VolumeService(await VolumeStore.open(root.path, logger), events);
