@@ -31,11 +31,6 @@ export class BaseStream implements BaseSource {
     return this.starts[this.starts.length - 1] as number;
   }
 
-  /** Entries in the index. */
-  get entries(): number {
-    return this.parts.length;
-  }
-
   private push(part: Buffer | FilePart, len: number): void {
     if (len === 0) return;
     const last = this.parts[this.parts.length - 1];

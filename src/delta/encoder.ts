@@ -87,12 +87,6 @@ class CachedBase {
   }
 }
 
-export interface EncodeStats {
-  copies: number;
-  copiedBytes: number;
-  literalBytes: number;
-}
-
 /**
  * Encodes one target stream against the base. `write` gets the delta in
  * order and may apply backpressure by returning a promise.
@@ -106,7 +100,6 @@ export class DeltaEncoder {
   private hashAt = NaN;
   /** A COPY not yet written, so the next one can extend it. */
   private pending: { off: number; len: number } | undefined;
-  readonly stats: EncodeStats = { copies: 0, copiedBytes: 0, literalBytes: 0 };
 
   constructor(
     base: BaseSource,
@@ -152,8 +145,6 @@ export class DeltaEncoder {
     const p = this.pending;
     if (!p) return;
     this.pending = undefined;
-    this.stats.copies++;
-    this.stats.copiedBytes += p.len;
     await this.write(copyCommand(p.off, p.len));
   }
 
@@ -163,7 +154,6 @@ export class DeltaEncoder {
     await this.flushCopy();
     await this.write(literalCommand(n));
     await this.write(Buffer.from(this.win.subarray(0, n)));
-    this.stats.literalBytes += n;
     this.win = this.win.subarray(n);
     this.scan -= n;
     this.hashAt -= n;
@@ -251,13 +241,12 @@ export async function encodeDelta(
   target: AsyncIterable<Buffer>,
   write: (b: Buffer) => void | Promise<void>,
   index?: BaseIndex,
-): Promise<EncodeStats> {
+): Promise<void> {
   const idx = index ?? (await indexBase(base));
   const enc = new DeltaEncoder(base, idx, write);
   await enc.start();
   for await (const c of target) await enc.push(c);
   await enc.end();
-  return enc.stats;
 }
 
 /** Streams the base through a new index, through one reused buffer. */

@@ -21,7 +21,7 @@ import { applyLayer, extractPending, type PendingLayer } from '../store/apply.js
 import { chainIdsOf, diffIdsOf, type ImageStore, type StoredImage } from '../store/images.js';
 import type { LayerStore } from '../store/layers.js';
 import type { RefStore } from '../store/refs.js';
-import { applyDeltaImage as patchDeltaImage, type BaseStore } from '../delta/apply.js';
+import { applyDeltaImage as patchDeltaImage, LABEL_CONFIG, type BaseStore } from '../delta/apply.js';
 import { deltaLayerFromDir } from '../delta/layer.js';
 
 export type LoadEvent =
@@ -35,9 +35,6 @@ export interface LoadDeps {
   /** `--delta-data-root`: another store searched for delta bases. */
   deltaStore?: BaseStore;
 }
-
-/** The label balena's delta images carry: the target's config. */
-export const DELTA_CONFIG_LABEL = 'io.resin.delta.config';
 
 /** An image of the archive, checked, ready to commit. */
 export interface LoadedImage {
@@ -155,7 +152,7 @@ export async function loadImages(deps: LoadDeps, body: AsyncIterable<Buffer>, em
 
 function isDeltaImage(config: Buffer): boolean {
   const labels = (JSON.parse(config.toString('utf8')) as { config?: { Labels?: Record<string, string> | null } }).config?.Labels;
-  return !!labels && DELTA_CONFIG_LABEL in labels;
+  return !!labels && LABEL_CONFIG in labels;
 }
 
 /**

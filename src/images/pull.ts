@@ -116,15 +116,13 @@ export async function runPull(registry: Registry, ctx: PullContext, plan: PullPl
   }
   const target = delta ? { config: delta.targetConfig, diffIds: delta.diffIds, chainIds: delta.chainIds } : plan;
   let base: Promise<BaseStream> | undefined;
-  const deltaBase = () => {
-    if (!delta) throw new InvalidParameter('not a delta image');
-    base ??= openDeltaBase([{ layers: ctx.layers, images: ctx.images }, ...(ctx.deltaStore ? [ctx.deltaStore] : [])], delta.base);
-    return base;
-  };
+  const deltaBase = delta
+    ? () => (base ??= openDeltaBase([{ layers: ctx.layers, images: ctx.images }, ...(ctx.deltaStore ? [ctx.deltaStore] : [])], delta.base))
+    : undefined;
   // Layers found here or committed on the way have no image yet: a removal meanwhile must not collect them.
   const release = ctx.images.lease([...target.chainIds, ...(delta ? (ctx.images.get(delta.base)?.chainIds ?? []) : [])]);
   try {
-    return await runLayers(registry, ctx, plan, target, delta ? deltaBase : undefined, emit, signal);
+    return await runLayers(registry, ctx, plan, target, deltaBase, emit, signal);
   } finally {
     release();
     if (base) await (await base.catch(() => undefined))?.close();
@@ -144,7 +142,8 @@ async function runLayers(
   const short = (d: string) => d.replace(/^sha256:/, '').slice(0, 12);
   const totals = { current: 0, total: 0 };
   const todo: number[] = [];
-  const targetHere = deltaBase !== undefined && ctx.images.get(imageIdOf(target.config)) !== undefined;
+  const targetStored = ctx.images.get(imageIdOf(target.config)) !== undefined;
+  const targetHere = deltaBase !== undefined && targetStored;
   plan.layers.forEach((l, i) => {
     if (!targetHere && !ctx.layers.get(target.chainIds[i] as string)) {
       todo.push(i);
@@ -153,7 +152,7 @@ async function runLayers(
   });
   // Like dockerd: an image that is already stored gets no per-layer lines at all;
   // a new image whose layers are all there shows them as "Already exists".
-  if (!ctx.images.get(imageIdOf(target.config))) {
+  if (!targetStored) {
     plan.layers.forEach((l, i) =>
       emit({ kind: 'layer', id: short(l.digest), status: todo.includes(i) ? 'Pulling fs layer' : 'Already exists' }),
     );
