@@ -14,9 +14,6 @@ export interface OpenFiles {
   c: ContainerRecord;
   /** The mounted root filesystem. */
   root: string;
-  upper: string;
-  /** Absolute lower dirs, top first. */
-  lowers: string[];
   mounts: FsMount[];
   readonlyRootfs: boolean;
   /** Unmounts what was mounted for this access; call once done (again is harmless). */
@@ -25,6 +22,8 @@ export interface OpenFiles {
 
 export interface FilesHost {
   openFiles(ref: string): Promise<OpenFiles>;
+  /** The container's own layer and the image's (absolute, top first): what `docker diff` compares, nothing mounted. */
+  layerDirs(ref: string): Promise<{ upper: string; lowers: string[] }>;
   publish(c: ContainerRecord, action: string, extra?: Record<string, string>): void;
 }
 
@@ -89,13 +88,11 @@ export class ContainerFiles {
 
   /** GET /containers/{id}/changes */
   async changes(ref: string): Promise<Change[] | null> {
-    const o = await this.host.openFiles(ref);
+    const { upper, lowers } = await this.host.layerDirs(ref);
     try {
-      return await overlayChanges(o.upper, o.lowers);
+      return await overlayChanges(upper, lowers);
     } catch (err) {
       throw err instanceof SkiffError ? err : new SystemError(messageOf(err));
-    } finally {
-      await o.release();
     }
   }
 }

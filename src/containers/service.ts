@@ -197,12 +197,10 @@ export class ContainerService {
     return this.filesLock.run(c.Id, () => this.launchLocked(c));
   }
 
-  /** Mounts the container's root filesystem at its `merged` dir; returns the lower dirs (relative to the layers' dir), top first. */
-  private async mountRootfs(c: ContainerRecord): Promise<string[]> {
+  /** Mounts the container's root filesystem at its `merged` dir. */
+  private async mountRootfs(c: ContainerRecord): Promise<void> {
     const p = this.o.store.paths(c.Id);
-    const image = this.o.images.lookup(c.Image);
-    const lowers: string[] = [];
-    for (const chain of [...image.chainIds].reverse()) lowers.push(await this.o.layers.shortLink(chain));
+    const lowers = await this.lowerDirs(c);
     await fs.mkdir(p.merged, { recursive: true });
     await unmount(p.merged);
     if (lowers.length === 0) {
@@ -212,7 +210,6 @@ export class ContainerService {
       lowers.push(empty);
     }
     await mountOverlay(p.merged, lowers, p.upper, p.work, this.o.layers.overlayDir);
-    return lowers;
   }
 
   private async launchLocked(c: ContainerRecord): Promise<void> {
@@ -958,18 +955,16 @@ export class ContainerService {
     const c = this.o.store.get(ref);
     const unlock = await this.filesLock.acquire(c.Id);
     const p = this.o.store.paths(c.Id);
-    const base = { c, root: p.merged, upper: p.upper, mounts: this.fileMounts(c), readonlyRootfs: c.HostConfig.ReadonlyRootfs === true };
+    const base = { c, root: p.merged, mounts: this.fileMounts(c), readonlyRootfs: c.HostConfig.ReadonlyRootfs === true };
     try {
-      const lowers = c.State.Running ? await this.lowerDirs(c) : await this.mountRootfs(c);
-      const abs = lowers.map((l) => (l.startsWith('/') ? l : join(this.o.layers.overlayDir, l)));
       if (c.State.Running) {
         unlock();
-        return { ...base, lowers: abs, release: async () => undefined };
+        return { ...base, release: async () => undefined };
       }
+      await this.mountRootfs(c);
       let released = false;
       return {
         ...base,
-        lowers: abs,
         release: async () => {
           if (released) return;
           released = true;
@@ -984,6 +979,13 @@ export class ContainerService {
     }
   }
 
+  async layerDirs(ref: string): Promise<{ upper: string; lowers: string[] }> {
+    const c = this.o.store.get(ref);
+    const lowers = (await this.lowerDirs(c)).map((l) => join(this.o.layers.overlayDir, l));
+    return { upper: this.o.store.paths(c.Id).upper, lowers };
+  }
+
+  /** The image's layers as overlay lower dirs (short links relative to the layers' dir), top first. */
   private async lowerDirs(c: ContainerRecord): Promise<string[]> {
     const image = this.o.images.lookup(c.Image);
     const lowers: string[] = [];

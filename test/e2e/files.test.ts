@@ -247,5 +247,10 @@ describe('docker cp, export, diff', () => {
     await ok('exec', 'fresh', 'sh', '-c', 'mkdir -p /newdir && echo x > /newdir/f && rm /bin/vi && echo >> /bin/busybox.txt');
     const out = (await ok('diff', 'fresh')).trim().split('\n');
     assert.deepEqual(out, ['C /bin', 'A /bin/busybox.txt', 'D /bin/vi', 'A /newdir', 'A /newdir/f']);
+    // Stopped: the same changes, read from the layers without mounting anything.
+    await ok('stop', '-t', '0', 'fresh');
+    assert.deepEqual((await ok('diff', 'fresh')).trim().split('\n'), out);
+    const id = (await ok('inspect', '-f', '{{.Id}}', 'fresh')).trim();
+    assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(id), 'no mount of the stopped container');
   });
 });
