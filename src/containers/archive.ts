@@ -208,7 +208,10 @@ function baseName(absPath: string): string {
 }
 
 export async function statPath(v: ContainerFs, path: string): Promise<PathStat> {
-  const { absPath, st } = await locate(v, path);
+  return statOf(v, await locate(v, path));
+}
+
+async function statOf(v: ContainerFs, { absPath, st }: Located): Promise<PathStat> {
   let linkTarget = '';
   if (st.isSymbolicLink()) linkTarget = await resolve(v, absPath, true);
   return { name: baseName(absPath), size: Number(st.size), mode: goFileMode(Number(st.mode)), mtime: goTime(st.mtimeNs), linkTarget };
@@ -218,8 +221,9 @@ export async function statPath(v: ContainerFs, path: string): Promise<PathStat> 
 
 /** GET /containers/{id}/archive: the stat and the tar (entries named after the path's last element). */
 export async function archivePath(v: ContainerFs, path: string): Promise<{ stat: PathStat; tar: AsyncGenerator<Buffer> }> {
-  const stat = await statPath(v, path);
-  const { absPath, cpath } = await locate(v, path);
+  const loc = await locate(v, path);
+  const stat = await statOf(v, loc);
+  const { absPath, cpath } = loc;
   const base = baseName(absPath);
   // moby's rebase of the root: "/" becomes "" so entries read "/bin/sh", not "//bin/sh".
   const name = base === '/' ? '' : base;
