@@ -1,7 +1,9 @@
 // Docker's streaming JSON messages (pull, push, load, delta progress): one
 // JSON object per line. Operations emit typed events; this module is the only
 // place that knows the wire shape, for the daemon (encode) and the CLI (decode).
+import type { ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
+import { messageOf } from '../errors.js';
 
 export interface JsonMessage {
   id?: string;
@@ -85,4 +87,42 @@ export async function* readJsonMessages(input: Readable): AsyncGenerator<JsonMes
     }
   }
   if (buf.trim() !== '') yield JSON.parse(buf) as JsonMessage;
+}
+
+/**
+ * A progress response of JSON lines, written in order with backpressure.
+ * Lazy (the default): the 200 goes out with the first line, so an error
+ * before it is a real status code (moby's Flushed()). Eager: at once.
+ */
+export class JsonLineStream {
+  private readonly out: JsonMessageWriter;
+  private queue = Promise.resolve();
+  constructor(
+    private readonly res: ServerResponse,
+    opts: { eager?: boolean } = {},
+  ) {
+    this.out = new JsonMessageWriter(res);
+    if (opts.eager) this.head();
+  }
+
+  private head(): void {
+    if (this.res.headersSent) return;
+    this.res.writeHead(200, { 'Content-Type': 'application/json' });
+    this.res.flushHeaders();
+  }
+
+  write(m: JsonMessage): void {
+    this.head();
+    this.queue = this.queue.then(() => this.out.write(m));
+  }
+
+  /** Ends the response; an error after the 200 becomes the stream's last line (the CLI prints it and exits 1). */
+  async end(err?: unknown): Promise<void> {
+    await this.queue;
+    if (err !== undefined) {
+      if (!this.res.headersSent) throw err;
+      await this.out.error(messageOf(err));
+    }
+    this.res.end();
+  }
 }

@@ -1,8 +1,8 @@
 // balenaEngine's POST /images/delta?src=&dest=&t=: progress as JSON lines
 // (pull's framing), ending with `Created delta: sha256:...`.
-import { InvalidParameter, messageOf } from '../../errors.js';
+import { InvalidParameter } from '../../errors.js';
 import type { DeltaBackend } from '../backend.js';
-import { JsonMessageWriter } from '../jsonstream.js';
+import { JsonLineStream } from '../jsonstream.js';
 import type { Router } from '../router.js';
 
 export function deltaRoutes(router: Router, delta: DeltaBackend): void {
@@ -12,19 +12,13 @@ export function deltaRoutes(router: Router, delta: DeltaBackend): void {
     if (!src) throw new InvalidParameter('src is required');
     if (!dest) throw new InvalidParameter('dest is required');
     const prepared = delta.prepareDelta(src, dest, ctx.query.get('t') || undefined);
-    ctx.res.writeHead(200, { 'Content-Type': 'application/json' });
-    ctx.res.flushHeaders();
-    const out = new JsonMessageWriter(ctx.res);
-    let queue = Promise.resolve();
+    const out = new JsonLineStream(ctx.res, { eager: true });
     try {
-      await prepared.run((e) => {
-        queue = queue.then(() => out.write(e.id ? { status: e.status, progressDetail: {}, id: e.id } : { status: e.status }));
-      });
-      await queue;
+      await prepared.run((e) => out.write(e.id ? { status: e.status, progressDetail: {}, id: e.id } : { status: e.status }));
     } catch (err) {
-      await queue;
-      await out.error(messageOf(err));
+      await out.end(err);
+      return;
     }
-    ctx.res.end();
+    await out.end();
   });
 }

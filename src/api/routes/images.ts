@@ -1,9 +1,9 @@
 import type { PullEvent } from '../../images/progress.js';
-import { InvalidParameter, messageOf, NotImplemented } from '../../errors.js';
+import { InvalidParameter, NotImplemented } from '../../errors.js';
 import type { ImagesBackend, VolumesBackend } from '../backend.js';
 import { boolValue, jsonBody, parseFilters } from '../context.js';
 import type { AuthConfig } from '../../pull/auth.js';
-import { JsonMessageWriter, progressMessage, type JsonMessage } from '../jsonstream.js';
+import { JsonLineStream, progressMessage, type JsonMessage } from '../jsonstream.js';
 import { sendJSON, sendStatus } from '../respond.js';
 import type { Router } from '../router.js';
 
@@ -32,23 +32,17 @@ export function imageRoutes(router: Router, images: ImagesBackend, volumes?: Vol
       q.get('platform') ?? undefined,
       typeof auth === 'string' ? auth : undefined,
     );
-    ctx.res.writeHead(200, { 'Content-Type': 'application/json' });
-    ctx.res.flushHeaders();
-    const out = new JsonMessageWriter(ctx.res);
+    const out = new JsonLineStream(ctx.res, { eager: true });
     // A client that hangs up cancels the pull; committed layers stay for the next try.
     const abort = new AbortController();
     ctx.res.on('close', () => abort.abort());
-    let queue = Promise.resolve();
     try {
-      await prepared.run((e) => {
-        queue = queue.then(() => out.write(pullMessage(e)));
-      }, abort.signal);
-      await queue;
+      await prepared.run((e) => out.write(pullMessage(e)), abort.signal);
     } catch (err) {
-      await queue;
-      await out.error(messageOf(err));
+      await out.end(err);
+      return;
     }
-    ctx.res.end();
+    await out.end();
   });
   router.get('/images/json', (ctx) => {
     sendJSON(ctx.res, 200, images.list({ all: boolValue(ctx.query, 'all'), filters: parseFilters(ctx.query) }));

@@ -5,32 +5,8 @@ import { Throttle } from '../../images/progress.js';
 import type { PushEvent } from '../../images/push.js';
 import type { TransportBackend } from '../backend.js';
 import { boolValue } from '../context.js';
-import { errorMessage, JsonMessageWriter, progressMessage, type JsonMessage } from '../jsonstream.js';
+import { errorMessage, JsonLineStream, progressMessage, type JsonMessage } from '../jsonstream.js';
 import type { Router } from '../router.js';
-
-/** JSON lines whose 200 goes out with the first line: errors before it are real status codes (moby's Flushed()). */
-class LazyJsonStream {
-  private readonly out: JsonMessageWriter;
-  private queue = Promise.resolve();
-  constructor(private readonly res: ServerResponse) {
-    this.out = new JsonMessageWriter(res);
-  }
-  write(m: JsonMessage): void {
-    if (!this.res.headersSent) {
-      this.res.writeHead(200, { 'Content-Type': 'application/json' });
-      this.res.flushHeaders();
-    }
-    this.queue = this.queue.then(() => this.out.write(m));
-  }
-  async end(err?: unknown): Promise<void> {
-    await this.queue;
-    if (err !== undefined) {
-      if (!this.res.headersSent) throw err;
-      await this.out.error(messageOf(err));
-    }
-    this.res.end();
-  }
-}
 
 /** Docker's JSON line for a push event. */
 export function pushMessage(e: PushEvent): JsonMessage {
@@ -69,7 +45,7 @@ export function transportRoutes(router: Router, transport: TransportBackend): vo
     // dockerd: quiet unless asked otherwise, and every error (a corrupt archive too) goes in the
     // 200 stream, where the docker CLI prints it and exits 1.
     const quiet = ctx.query.has('quiet') ? boolValue(ctx.query, 'quiet') : true;
-    const out = new LazyJsonStream(ctx.res);
+    const out = new JsonLineStream(ctx.res);
     const throttle = new Throttle();
     try {
       await transport.load(requestBody(ctx.req), (e) => {
@@ -87,7 +63,7 @@ export function transportRoutes(router: Router, transport: TransportBackend): vo
   router.post('/images/(?<name>.+)/push', async (ctx) => {
     const auth = ctx.req.headers['x-registry-auth'];
     const prepared = await transport.preparePush(ctx.params.name as string, ctx.query.get('tag') ?? undefined, typeof auth === 'string' ? auth : undefined);
-    const out = new LazyJsonStream(ctx.res);
+    const out = new JsonLineStream(ctx.res);
     const abort = new AbortController();
     ctx.res.on('close', () => abort.abort());
     try {
