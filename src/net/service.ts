@@ -121,13 +121,20 @@ export class NetworkService {
     await this.exclusive(async () => {
       const all = this.containers.all();
       const running = new Set(all.filter((c) => c.running).map((c) => c.id));
+      // start() saved the state and wrote the rules: only what changes here is written again.
+      let rulesChanged = false;
+      let attachmentsChanged = false;
       for (const id of new Set([...Object.keys(this.state.endpoints), ...Object.keys(this.state.ports)])) {
-        if (!running.has(id)) await this.release(id);
+        if (!running.has(id)) rulesChanged = (await this.release(id)) || rulesChanged;
         else if (!this.proxies.has(id)) await this.startProxies(id).catch((err: Error) => this.o.logger.warn('restoring published ports failed', { container: id.slice(0, 12), error: err.message }));
       }
       // Connections of containers that are gone (a crash between their removal and ours).
       const known = new Set(all.map((c) => c.id));
-      for (const id of Object.keys(this.state.attachments)) if (!known.has(id)) delete this.state.attachments[id];
+      for (const id of Object.keys(this.state.attachments)) {
+        if (known.has(id)) continue;
+        delete this.state.attachments[id];
+        attachmentsChanged = true;
+      }
       const byShort = new Map(all.map((c) => [netnsName(c.id), c]));
       for (const ns of ip.listNetns()) {
         const c = byShort.get(ns);
@@ -140,8 +147,8 @@ export class NetworkService {
         // its record does, so no bridge can outlive its network: none is guessed at here.)
         if (l.kind === 'veth' && l.master && bridges.has(l.master) && !hostIfs.has(l.name)) await ip.deleteLink(l.name).catch(() => undefined);
       }
-      await this.store.save();
-      await this.applyRules();
+      if (attachmentsChanged) await this.store.save(); // release() saved its own changes
+      if (rulesChanged) await this.applyRules();
     });
   }
 
