@@ -51,6 +51,18 @@ function endpointConfig(raw: unknown, where: string): EndpointConfig | undefined
   return r as EndpointConfig;
 }
 
+/** The attachment an endpoint's settings ask for, checked as Docker checks them, on create and on connect alike. */
+function attachmentOf(ref: string, net: NetworkRecord | undefined, conf: EndpointConfig | undefined): Attachment {
+  const aliases = conf?.Aliases ?? [];
+  const ipv4 = conf?.IPAMConfig?.IPv4Address || undefined;
+  if (conf?.IPAMConfig?.IPv6Address) throw new InvalidParameter('IPv6 addresses are not supported by skiff');
+  const isDefault = net?.Predefined === true && net.Name === 'bridge';
+  if (isDefault && ipv4) throw new InvalidParameter('user specified IP address is supported on user defined networks only');
+  if (isDefault && aliases.length) throw new InvalidParameter('network-scoped alias is supported only for containers in user defined networks');
+  if (ipv4) parseIp(ipv4);
+  return { network: ref, aliases, ...(ipv4 ? { ipv4 } : {}) };
+}
+
 function newId(): string {
   return randomBytes(32).toString('hex');
 }
@@ -359,14 +371,7 @@ export class NetworkService {
           if (seen.has(ref)) continue;
           seen.add(ref);
           if (net && net.Driver !== 'bridge') throw new InvalidParameter(`container cannot be connected to network ${net.Name} together with others`);
-          const aliases = conf?.Aliases ?? [];
-          const ipv4 = conf?.IPAMConfig?.IPv4Address || undefined;
-          if (conf?.IPAMConfig?.IPv6Address) throw new InvalidParameter('IPv6 addresses are not supported by skiff');
-          const isDefault = net?.Predefined === true && net.Name === 'bridge';
-          if (isDefault && ipv4) throw new InvalidParameter('user specified IP address is supported on user defined networks only');
-          if (isDefault && aliases.length) throw new InvalidParameter('network-scoped alias is supported only for containers in user defined networks');
-          if (ipv4) parseIp(ipv4);
-          atts.push({ network: ref, aliases, ...(ipv4 ? { ipv4 } : {}) });
+          atts.push(attachmentOf(ref, net, conf));
         }
       }
       this.state.attachments[id] = atts;
@@ -861,12 +866,7 @@ export class NetworkService {
       if (n.Driver !== 'bridge') throw new Forbidden(`container cannot be disconnected from host network or connected to host network`);
       const atts = this.attachmentsOf(c);
       if (atts.some((a) => a.network === n.Id)) throw new Forbidden(`endpoint with name ${c.name} already exists in network ${n.Name}`);
-      const isDefault = n.Predefined && n.Name === 'bridge';
-      const ipv4 = conf.IPAMConfig?.IPv4Address || undefined;
-      if (conf.IPAMConfig?.IPv6Address) throw new InvalidParameter('IPv6 addresses are not supported by skiff');
-      if (isDefault && ipv4) throw new InvalidParameter('user specified IP address is supported on user defined networks only');
-      if (isDefault && conf.Aliases?.length) throw new InvalidParameter('network-scoped alias is supported only for containers in user defined networks');
-      const att: Attachment = { network: n.Id, aliases: conf.Aliases ?? [], ...(ipv4 ? { ipv4 } : {}) };
+      const att = attachmentOf(n.Id, n, conf);
       if (c.running) await this.connectEndpoint(c, att);
       atts.push(att);
       await this.store.save();

@@ -260,6 +260,13 @@ describe('networks', () => {
     assert.notEqual(taken.code, 0);
     assert.match(taken.stderr, /Address already in use/);
     await ok('rm', '-f', 'clash');
+    // A malformed address is refused at connect, as at create, even for a container that is not running.
+    await ok('create', '--name', 'idle', 'busybox', 'true');
+    const body = JSON.stringify({ Container: 'idle', EndpointConfig: { IPAMConfig: { IPv4Address: '10.77.0.300' } } });
+    const bad = parseResponse(await rawRequest(d.socket, `POST /networks/side/connect HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`));
+    assert.equal(bad.status, 400, bad.body);
+    assert.equal((await inspect('idle')).NetworkSettings.Networks.side, undefined);
+    await ok('rm', 'idle');
     const rm = await dk('network', 'rm', 'side');
     assert.notEqual(rm.code, 0);
     assert.match(rm.stderr, /error while removing network: network side id [0-9a-f]{64} has active endpoints/);
