@@ -421,44 +421,65 @@ export class RegistryClient {
     await this.ready(ep);
     const url = new URL(target, `${ep.base as string}/`).href;
     const verb = method.charAt(0) + method.slice(1).toLowerCase();
-    for (let attempt = 0; ; attempt++) {
-      const h: Record<string, string> = { 'user-agent': this.opts.userAgent, ...(opts.headers ?? {}) };
-      let authz: Authorization | undefined;
-      if (ep.challenges.length > 0) {
-        try {
-          // The scope is the operation's (push,pull; a mount's source), whatever a challenge named: as dockerd.
-          authz = await this.auth.authorize(ep.challenges.map((c) => ({ ...c, params: { ...c.params, scope: '' } })), opts.scope);
-        } catch (err) {
-          throw rewrap(err, `${verb} "${url}": `);
-        }
-        if (authz) h.authorization = authz.header;
-      }
-      let res: Dispatcher.ResponseData;
+    // The scope is the operation's (push,pull; a mount's source), whatever a challenge named: as dockerd.
+    // Every body can be sent again (a Buffer, or a function that makes the stream anew): a 401 is always retried.
+    const { res } = await this.authorized(ep, `${verb} "${url}"`, opts.scope, true, async (auth) => {
       try {
-        res = await request(url, {
+        const r = await request(url, {
           method: method as Dispatcher.HttpMethod,
-          headers: h,
+          headers: { 'user-agent': this.opts.userAgent, ...(opts.headers ?? {}), ...auth },
           body: typeof opts.body === 'function' ? Readable.from(opts.body(), { objectMode: false }) : opts.body,
           dispatcher: this.dispatcherFor(new URL(url)),
           maxRedirections: 0,
           bodyTimeout: this.readTimeoutMs,
           ...(opts.signal ? { signal: opts.signal } : {}),
         });
+        return { res: r, retryable: true };
       } catch (err) {
         throw new Unavailable(`${verb} "${url}": ${describe(err)}`, { cause: err });
       }
-      if (res.statusCode === 401 && attempt === 0 && (opts.body === undefined || typeof opts.body === 'function' || Buffer.isBuffer(opts.body))) {
-        const wa = headerOf(res.headers, 'www-authenticate');
+    });
+    return { status: res.statusCode, header: (name) => headerOf(res.headers, name), body: res.body, url };
+  }
+
+  /**
+   * One request with the endpoint's authorization, and once more with a new
+   * token after a 401 that named other challenges or met a token that was not
+   * fresh. `send` makes one attempt with the authorization headers it is
+   * given and says whether a 401 to it may be retried.
+   */
+  private async authorized<T extends { res: Dispatcher.ResponseData; retryable: boolean }>(
+    ep: Endpoint,
+    what: string,
+    scope: string,
+    operationScope: boolean,
+    send: (auth: Record<string, string>) => Promise<T>,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const auth: Record<string, string> = {};
+      let authz: Authorization | undefined;
+      if (ep.challenges.length > 0) {
+        const challenges = operationScope ? ep.challenges.map((c) => ({ ...c, params: { ...c.params, scope: '' } })) : ep.challenges;
+        try {
+          authz = await this.auth.authorize(challenges, scope);
+        } catch (err) {
+          throw rewrap(err, `${what}: `);
+        }
+        if (authz) auth.authorization = authz.header;
+      }
+      const sent = await send(auth);
+      if (sent.res.statusCode === 401 && attempt === 0 && sent.retryable) {
+        const wa = headerOf(sent.res.headers, 'www-authenticate');
         const challenges = wa ? parseChallenges(wa) : [];
-        const changed = challenges.length > 0 && !sameChallenges(challenges, ep.challenges, opts.scope);
+        const changed = challenges.length > 0 && !sameChallenges(challenges, ep.challenges, scope);
         authz?.invalidate();
         if (changed || (authz && !authz.fresh)) {
           if (changed) ep.challenges = challenges;
-          await res.body.dump().catch(() => {});
+          await sent.res.body.dump().catch(() => {});
           continue;
         }
       }
-      return { status: res.statusCode, header: (name) => headerOf(res.headers, name), body: res.body, url };
+      return sent;
     }
   }
 
@@ -586,35 +607,14 @@ export class RegistryClient {
     }
   }
 
-  /** A GET on the endpoint, authorized, following redirects, with one retry after a 401. */
+  /** A GET on the endpoint, authorized, following redirects, with one retry after a 401 (not after a redirect). */
   private async send(ep: Endpoint, path: string, headers: Record<string, string>, stream: boolean): Promise<Sent> {
     await this.ready(ep);
     const url = `${ep.base as string}${path}`;
-    for (let attempt = 0; ; attempt++) {
-      const h: Record<string, string> = { 'user-agent': this.opts.userAgent, ...headers };
-      let authz: Authorization | undefined;
-      if (ep.challenges.length > 0) {
-        try {
-          authz = await this.auth.authorize(ep.challenges, this.scope);
-        } catch (err) {
-          throw rewrap(err, `Get "${url}": `);
-        }
-        if (authz) h.authorization = authz.header;
-      }
-      const sent = await this.follow(url, h, stream);
-      if (sent.res.statusCode === 401 && attempt === 0 && sent.url === url) {
-        const wa = headerOf(sent.res.headers, 'www-authenticate');
-        const challenges = wa ? parseChallenges(wa) : [];
-        const changed = challenges.length > 0 && !sameChallenges(challenges, ep.challenges, this.scope);
-        authz?.invalidate();
-        if (changed || (authz && !authz.fresh)) {
-          if (changed) ep.challenges = challenges;
-          await sent.res.body.dump().catch(() => {});
-          continue;
-        }
-      }
-      return sent;
-    }
+    return this.authorized(ep, `Get "${url}"`, this.scope, false, async (auth) => {
+      const s = await this.follow(url, { 'user-agent': this.opts.userAgent, ...headers, ...auth }, stream);
+      return { ...s, retryable: s.url === url };
+    });
   }
 
   private async follow(url: string, headers: Record<string, string>, stream: boolean): Promise<Sent> {
