@@ -84,32 +84,21 @@ export class LayerStore {
    */
   static async openReadOnly(root: string, logger: Logger): Promise<LayerStore> {
     const s = new LayerStore(root, logger);
-    for (const name of await fs.readdir(s.db).catch(() => [] as string[])) {
-      if (!name.endsWith('.json') || isDurableTemp(name)) continue;
-      try {
-        const rec = JSON.parse(await fs.readFile(join(s.db, name), 'utf8')) as LayerRecord;
-        await fs.access(join(s.overlay, rec.cacheId, 'diff'));
-        s.records.set(rec.chainId, rec);
-      } catch {
-        logger.warn('skipping an unreadable layer record in the delta data root', { record: name });
-      }
-    }
-    for (const rec of [...s.records.values()]) {
-      for (let p = rec.parent; p; p = s.records.get(p)?.parent ?? null) {
-        if (!s.records.has(p)) {
-          s.records.delete(rec.chainId);
-          break;
-        }
-      }
-    }
+    await s.loadRecords(async (file, why) => {
+      if (why === 'unreadable') logger.warn('skipping an unreadable layer record in the delta data root', { record: file });
+    });
     return s;
   }
 
-  /** Start-up recovery: load committed records, prune interrupted and unreferenced layers. */
-  private async recover(): Promise<void> {
-    for (const name of await fs.readdir(this.db)) {
+  /**
+   * Loads the committed records whose files are there, then leaves out those
+   * whose parent chain is broken. `drop` is told about every file left out:
+   * a temp of an interrupted write, an unreadable record, an orphan.
+   */
+  private async loadRecords(drop: (file: string, why: 'temp' | 'unreadable' | 'orphan') => Promise<void>): Promise<void> {
+    for (const name of await fs.readdir(this.db).catch(() => [] as string[])) {
       if (isDurableTemp(name)) {
-        await fs.rm(join(this.db, name), { force: true });
+        await drop(name, 'temp');
         continue;
       }
       if (!name.endsWith('.json')) continue;
@@ -118,8 +107,7 @@ export class LayerStore {
         await fs.access(join(this.overlay, rec.cacheId, 'diff'));
         this.records.set(rec.chainId, rec);
       } catch {
-        this.logger.warn('removing a layer record whose files are missing or unreadable', { record: name });
-        await fs.rm(join(this.db, name), { force: true });
+        await drop(name, 'unreadable');
       }
     }
     // A layer whose parent is gone cannot be used either.
@@ -129,11 +117,19 @@ export class LayerStore {
       for (const rec of this.records.values()) {
         if (rec.parent && !this.records.has(rec.parent)) {
           this.records.delete(rec.chainId);
-          await fs.rm(join(this.db, `${hex(rec.chainId)}.json`), { force: true });
+          await drop(`${hex(rec.chainId)}.json`, 'orphan');
           changed = true;
         }
       }
     }
+  }
+
+  /** Start-up recovery: load committed records, prune interrupted and unreferenced layers. */
+  private async recover(): Promise<void> {
+    await this.loadRecords(async (file, why) => {
+      if (why === 'unreadable') this.logger.warn('removing a layer record whose files are missing or unreadable', { record: file });
+      await fs.rm(join(this.db, file), { force: true });
+    });
     const used = new Set([...this.records.values()].map((r) => r.cacheId));
     let pruned = 0;
     for (const name of await fs.readdir(this.tmp)) {
@@ -226,17 +222,13 @@ export class LayerStore {
 
   /** The layer's original tar, rebuilt from the files on disk. */
   tar(chainId: string): Readable {
-    const rec = this.records.get(chainId);
-    if (!rec) throw new NotFound(`layer ${chainId} not found`);
-    const dir = join(this.overlay, rec.cacheId);
-    return rebuildTar(join(dir, 'tar-split.gz'), join(dir, 'diff'), rec.superseded, dir);
+    const l = this.splitOf(chainId);
+    return rebuildTar(l.splitPath, l.diffDir, l.superseded, l.layerDir);
   }
 
   /** The length of the layer's tar (what `tar` yields), without rebuilding it. */
   async tarSize(chainId: string): Promise<number> {
-    const rec = this.records.get(chainId);
-    if (!rec) throw new NotFound(`layer ${chainId} not found`);
-    return splitTarSize(join(this.overlay, rec.cacheId, 'tar-split.gz'));
+    return splitTarSize(this.splitOf(chainId).splitPath);
   }
 
   /** Where the layer's tar-split records and files are, for random access to its tar (delta bases). */
