@@ -98,10 +98,16 @@ export function tarHeader(e: WriteEntry): Buffer {
   const typeflag = e.type === 'file' ? '0' : e.type === 'directory' ? '5' : '2';
   const f: Fields = { name: e.name, mode: e.mode ?? (e.type === 'file' ? 0o644 : 0o755), uid: 0, gid: 0, size, mtime: e.mtime ?? 0, typeflag, linkname: e.linkname ?? '' };
   const long = Buffer.byteLength(e.name) > 100 || Buffer.byteLength(e.linkname ?? '') > 100;
-  if (!long) return ustar(f).buf;
-  const records = [paxRecord('path', Buffer.from(e.name))];
-  if (e.linkname) records.push(paxRecord('linkpath', Buffer.from(e.linkname)));
-  return withPax(records, 'PaxHeaders/' + e.name.slice(-80), 0, ustar({ ...f, name: e.name.slice(0, 100) }).buf);
+  const main = ustar(long ? { ...f, name: e.name.slice(0, 100) } : f);
+  const records: Buffer[] = [];
+  if (long) {
+    records.push(paxRecord('path', Buffer.from(e.name)));
+    if (e.linkname) records.push(paxRecord('linkpath', Buffer.from(e.linkname)));
+  }
+  // A layer tar of 8 GiB or more does not fit the 11 octal digits: its size goes to PAX, as encodeHeader does.
+  if (main.overflow.includes('size')) records.push(paxRecord('size', Buffer.from(String(size))));
+  if (records.length === 0) return main.buf;
+  return withPax(records, 'PaxHeaders/' + e.name.slice(-80), 0, main.buf);
 }
 
 /** The header block(s) of one file of a container (docker cp, export). */
