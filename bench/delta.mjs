@@ -11,7 +11,7 @@
 // Prints a table and writes bench/results/delta.json. Sizes are bytes as
 // shipped: skiff and balena gzip(tar{delta}) per changed layer (Go's default
 // level 6, what a push does); xdelta3 and zstd output as is (compressed).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import os from 'node:os';
@@ -19,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { makeLayer, pingUnix, procs, pushBlob, pushImage, readOr, round, sha256, sleep, startProc, startRegistry, stopProc, unmountUnder, waitFor, SKIFF_HOST_NET_FLAGS } from './lib.mjs';
+import { makeLayer, manifestOf, procs, pushImage, readOr, round, sha256, startRegistry, startSkiffDaemon, stopProc, unmountUnder } from './lib.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const { values: opts } = parseArgs({
@@ -35,7 +35,6 @@ if (opts.help) {
   process.exit(0);
 }
 const SEA = path.resolve(opts.bin);
-const MTIME = new Date(1_700_000_000_000);
 const LATER = new Date(1_700_500_000_000);
 
 // ---- fixtures -------------------------------------------------------------
@@ -183,21 +182,18 @@ class Daemon {
   constructor(dir, registryHost) {
     this.dir = dir;
     this.root = path.join(dir, 'root');
-    this.socket = path.join(dir, 'skiff.sock');
-    this.config = path.join(dir, 'daemon.json');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(this.config, JSON.stringify({ 'insecure-registries': [registryHost] }));
+    this.registryHost = registryHost;
   }
   async start() {
-    this.proc = startProc(SEA, ['daemon', '--data-root', this.root, '--host', `unix://${this.socket}`, '--pidfile', path.join(this.dir, 'pid'), '--config-file', this.config, ...SKIFF_HOST_NET_FLAGS]);
-    await waitFor('skiff daemon', () => pingUnix(this.socket), this.proc, 20_000);
-  }
-  async stop() {
-    await stopProc(this.proc.child);
+    const d = await startSkiffDaemon(SEA, this.dir, this.root, { 'insecure-registries': [this.registryHost] });
+    this.socket = d.socket;
+    this.pid = d.roots[0];
+    this.stop = d.stop;
+    this.log = d.log;
   }
   /** Peak and current RSS of the daemon (kB → bytes). */
   memory() {
-    const s = readOr(`/proc/${this.proc.child.pid}/status`);
+    const s = readOr(`/proc/${this.pid}/status`);
     const kb = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? NaN) * 1024;
     return { hwm: kb('VmHWM'), rss: kb('VmRSS') };
   }
@@ -232,10 +228,11 @@ function deltaBlobs(root, id) {
     const chain = parent ? sha256(`${parent} ${diffId}`) : diffId;
     const rec = recs.get(chain);
     const f = path.join(root, 'overlay2', rec.cacheId, 'diff', 'delta');
-    const tar = existsSync(f) ? tarOf(readFileSync(f)) : Buffer.alloc(1024);
+    const delta = existsSync(f) ? readFileSync(f) : undefined;
+    const tar = delta ? tarOf(delta) : Buffer.alloc(1024);
     if (sha256(tar) !== diffId) throw new Error(`delta layer ${diffId} does not rebuild`);
     const gz = gzipSync(tar, { level: 6 });
-    layers.push({ tar, gz, diffId, digest: sha256(gz), size: gz.length, delta: existsSync(f) ? readFileSync(f) : undefined });
+    layers.push({ tar, gz, diffId, digest: sha256(gz), size: gz.length, delta });
     parent = chain;
   }
   return { config, layers };
@@ -260,18 +257,8 @@ function tarOf(data) {
   return Buffer.concat([h, data, Buffer.alloc((512 - (data.length % 512)) % 512 + 1024)]);
 }
 
-async function pushDelta(url, repo, tag, blobs) {
-  for (const l of blobs.layers) await pushBlob(url, repo, l.gz);
-  await pushBlob(url, repo, blobs.config);
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-      config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: blobs.config.length, digest: sha256(blobs.config) },
-      layers: blobs.layers.map((l) => ({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: l.size, digest: l.digest })),
-    }),
-  );
-  await pushImage(url, repo, tag, { layers: [], config: blobs.config, manifest });
+function pushDelta(url, repo, tag, blobs) {
+  return pushImage(url, repo, tag, { layers: blobs.layers, config: blobs.config, manifest: manifestOf(blobs.config, blobs.layers) });
 }
 
 function imageOf(layers) {
@@ -284,15 +271,7 @@ function imageOf(layers) {
       rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
     }),
   );
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-      config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: config.length, digest: sha256(config) },
-      layers: layers.map((l) => ({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: l.size, digest: l.digest })),
-    }),
-  );
-  return { layers, config, manifest, id: sha256(config) };
+  return { layers, config, manifest: manifestOf(config, layers), id: sha256(config) };
 }
 
 // ---- the other tools ---------------------------------------------------------
@@ -370,7 +349,7 @@ async function main() {
         createRssOverIdle: createPeak - memBefore,
       };
       // The daemon logs what the base fingerprint held: the hash index and the tar-split segments.
-      const logged = [...d.proc.log().matchAll(/delta created.*?base-bytes=(\d+) index-bytes=(\d+) segment-bytes=(\d+)/g)].pop();
+      const logged = [...d.log().matchAll(/delta created.*?base-bytes=(\d+) index-bytes=(\d+) segment-bytes=(\d+)/g)].pop();
       if (logged) Object.assign(skiff, { baseBytes: Number(logged[1]), indexBytes: Number(logged[2]), segmentBytes: Number(logged[3]) });
       await pushDelta(reg.url, `p${n}/delta`, 'v1', blobs);
       await d.rmi(`p${n}-delta:v1`);

@@ -185,6 +185,18 @@ export async function pushBlob(url, repo, data) {
   if (res.statusCode !== 201) throw new Error(`blob upload ${digest}: HTTP ${res.statusCode} ${text}`);
 }
 
+/** A Docker schema2 manifest for a config and gzip'd layers ({ size, digest } each). */
+export function manifestOf(config, layers) {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: config.length, digest: sha256(config) },
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: l.size, digest: l.digest })),
+    }),
+  );
+}
+
 export async function pushImage(url, repo, tag, img) {
   for (const l of img.layers) await pushBlob(url, repo, l.gz);
   await pushBlob(url, repo, img.config);
@@ -221,12 +233,12 @@ export async function makeLayer(entries) {
   return { tar, gz, diffId: sha256(tar), digest: sha256(gz), tarSize: tar.length, size: gz.length, files: entries.filter((e) => e.data).length };
 }
 
-/** skiff's daemon with its socket, daemon.json and pid file in `dir`; nothing on the host's network. */
-export async function startSkiffDaemon(bin, dir, root = path.join(dir, 'root')) {
+/** skiff's daemon with its socket, daemon.json (`settings`) and pid file in `dir`; nothing on the host's network. */
+export async function startSkiffDaemon(bin, dir, root = path.join(dir, 'root'), settings = {}) {
   mkdirSync(dir, { recursive: true });
   const socket = path.join(dir, 's.sock');
   const config = path.join(dir, 'daemon.json');
-  writeFileSync(config, '{}');
+  writeFileSync(config, JSON.stringify(settings));
   const t0 = Date.now();
   const proc = startProc(bin, ['daemon', '--data-root', root, '--host', `unix://${socket}`, '--pidfile', path.join(dir, 'pid'), '--config-file', config, ...SKIFF_HOST_NET_FLAGS]);
   await waitFor('skiff daemon', () => existsSync(socket) && pingUnix(socket), proc, 20_000);

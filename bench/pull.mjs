@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { descendants, makeLayer, MB, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startDockerdDaemon, startRegistry, startSkiffDaemon, stopProc, unmountUnder, which } from './lib.mjs';
+import { descendants, makeLayer, manifestOf, MB, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startDockerdDaemon, startRegistry, startSkiffDaemon, stopProc, unmountUnder, which } from './lib.mjs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -174,14 +174,8 @@ async function buildImage() {
       rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
     }),
   );
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-      config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: config.length, digest: sha256(config) },
-      layers: layers.map((l) => ({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: l.size, digest: l.digest })),
-    }),
-  );
+  const manifest = manifestOf(config, layers);
+
   return { layers, config, configDigest: sha256(config), manifest, manifestDigest: sha256(manifest) };
 }
 

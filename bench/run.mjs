@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { descendants, makeLayer, MB, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startDockerdDaemon, startRegistry, startSkiffDaemon, stopProc, unmountUnder, which } from './lib.mjs';
+import { descendants, makeLayer, manifestOf, MB, procs, pushImage, readOr, REGISTRY_BIN, round, sha256, sleep, startDockerdDaemon, startRegistry, startSkiffDaemon, stopProc, unmountUnder, which } from './lib.mjs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -233,14 +233,8 @@ async function buildBusybox() {
       rootfs: { type: 'layers', diff_ids: [layer.diffId] },
     }),
   );
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-      config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: config.length, digest: sha256(config) },
-      layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: layer.size, digest: layer.digest }],
-    }),
-  );
+  const manifest = manifestOf(config, [layer]);
+
   return { layer, layers: [layer], config, configDigest: sha256(config), manifest, manifestDigest: sha256(manifest), busyboxBytes: busybox.length };
 }
 

@@ -5,10 +5,11 @@
 //   SKIFF_SKIP_BUILD=1       use dist/ as it is
 //   node test/run.mjs PATTERN  only test files whose path contains PATTERN
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
+import { unmountUnder } from '../bench/lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 // One directory per run, so two runs (a developer's and a helper's) never clobber each other.
@@ -84,11 +85,6 @@ process.exit(status ?? 1);
  * crossing into any other filesystem.
  */
 function removeTree(dir) {
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[4]?.replace(/\\040/g, ' '))
-    .filter((m) => m && m.startsWith(dir + '/'))
-    .sort((a, b) => b.length - a.length);
-  for (const m of mounts) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+  unmountUnder(dir);
   spawnSync('rm', ['-rf', '--one-file-system', dir], { stdio: 'inherit' });
 }
