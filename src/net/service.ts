@@ -388,11 +388,9 @@ export class NetworkService {
    * nothing behind.
    */
   async setUp(c: NetContainer): Promise<string> {
-    const daemon = this.daemonDns();
-    const hostResolv = readHostFile('/etc/resolv.conf');
     if (c.networkMode === 'host') {
       await fs.writeFile(c.hostsPath, readHostFile('/etc/hosts') + extraHostLines(c.extraHosts, undefined));
-      await fs.writeFile(c.resolvPath, resolvConf(hostResolv, 'host', c.dns, daemon, undefined));
+      await fs.writeFile(c.resolvPath, resolvConf(readHostFile('/etc/resolv.conf'), 'host', c.dns, this.daemonDns(), undefined));
       return 'host';
     }
     if (c.networkMode.startsWith('container:')) {
